@@ -1,0 +1,249 @@
+"""Drive one AirflowTask forward: submit, observe, retry, time out, cancel.
+
+This is the operator's one path from a watch event to a status patch. kopf calls it from
+``handlers.py``; it calls the connector engine and writes status through ``Kube``, and returns
+the events to post. Nothing here imports kopf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflowtask.connector_core import AirflowMetadata, Engine, Phase, RunInfo, TaskState
+from airflowtask.kube import Kube, SecretError
+from airflowtask.resource import AirflowTaskResource, ObservedStatus, format_time
+from airflowtask.settings import Settings
+from airflowtask.status import Event, log_tail, merge_patch, next_status, transition_event
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class TaskMemory:
+    """What this process remembers about one object between handler calls.
+
+    ``status`` is the status last written, newer than the watched body until the watch echoes
+    it back. ``lock`` keeps two handlers from advancing the same object at once.
+    """
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    status: dict[str, Any] | None = None
+    run: RunInfo | None = None
+    meta: AirflowMetadata | None = None
+
+
+class Reconciler:
+    """Advances AirflowTask objects; one per operator process."""
+
+    def __init__(self, engine: Engine, kube: Kube, settings: Settings) -> None:
+        self.engine = engine
+        self.kube = kube
+        self.settings = settings
+
+    async def advance(
+        self, task: AirflowTaskResource, body_status: dict[str, Any], memory: TaskMemory, *, wait: bool
+    ) -> list[Event]:
+        """Take the next step for ``task``; with ``wait``, first wait (bounded) for news."""
+        async with memory.lock:
+            current = memory.status if memory.status is not None else dict(body_status)
+            return await _Step(self, task, memory, current).advance(wait=wait)
+
+    async def cancel(self, task: AirflowTaskResource, body_status: dict[str, Any], memory: TaskMemory) -> list[Event]:
+        """On deletion: cancel the external job unless the policy is Orphan. Raises to be retried."""
+        current = memory.status if memory.status is not None else dict(body_status)
+        observed = ObservedStatus.parse(current)
+        meta = memory.meta or _decode(observed.resource_meta)
+        if meta is None or observed.finished:
+            return []
+        if task.deletion_policy == "Orphan":
+            self.engine.forget(meta)
+            return [Event("Normal", "Orphaned", "deletionPolicy is Orphan: the external job was left running")]
+        await self.engine.delete(meta, run=memory.run)
+        self.engine.forget(meta)
+        return [Event("Normal", "Cancelled", f"{task.operator.name} was cancelled because the AirflowTask was deleted")]
+
+    @staticmethod
+    def ttl_remaining(task: AirflowTaskResource) -> float | None:
+        """Seconds until a finished task should be deleted, or None when it is kept."""
+        finished = task.status.completion_time
+        if task.ttl_seconds_after_finished is None or not task.status.finished or finished is None:
+            return None
+        return finished.timestamp() + task.ttl_seconds_after_finished - _now().timestamp()
+
+
+def _decode(resource_meta: str | None) -> AirflowMetadata | None:
+    return AirflowMetadata.decode(resource_meta.encode()) if resource_meta else None
+
+
+class _Step:
+    """One advance of one object: reads ``current``, writes the statuses it moves through."""
+
+    def __init__(self, owner: Reconciler, task: AirflowTaskResource, memory: TaskMemory, current: dict[str, Any]):
+        self.engine, self.kube, self.settings = owner.engine, owner.kube, owner.settings
+        self.task, self.memory, self.current = task, memory, current
+        self.events: list[Event] = []
+
+    async def advance(self, *, wait: bool) -> list[Event]:
+        observed = ObservedStatus.parse(self.current)
+        if observed.finished:
+            return self.events
+        deadline = self.task.deadline(observed.start_time)
+        if observed.submitting:
+            await self._interrupted_submission(observed)
+        elif deadline and _now() >= deadline:
+            await self._exceed_deadline(observed)
+        elif observed.next_attempt_time and _now() < observed.next_attempt_time:
+            if wait:
+                await asyncio.sleep(_seconds_until(min(observed.next_attempt_time, deadline or observed.next_attempt_time)))
+        elif not observed.resource_meta:
+            await self._submit(observed)
+        else:
+            await self._observe(observed, wait=wait, deadline=deadline)
+        return self.events
+
+    async def _write(self, **kwargs: Any) -> None:
+        new = next_status(self.current, generation=self.task.generation, now=_now(), **kwargs)
+        patch = merge_patch(self.current, new)
+        if patch:
+            await self.kube.patch_status(self.task.namespace, self.task.name, patch)
+        event = transition_event(self.current, new)
+        if event:
+            self.events.append(event)
+        self.current = self.memory.status = new
+
+    async def _run_info(self) -> RunInfo:
+        if self.memory.run is None:
+            connections = {
+                ref.conn_id: await self.kube.read_secret_key(self.task.namespace, ref.secret_name, ref.secret_key)
+                for ref in self.task.connections
+            }
+            self.memory.run = RunInfo(
+                run_id=self.task.run_id,
+                logical_date=self.task.logical_date,
+                connections=connections,
+                params=self.task.params,
+            )
+        return self.memory.run
+
+    async def _submit(self, observed: ObservedStatus) -> None:
+        attempt = observed.attempts + 1
+        try:
+            run = await self._run_info()
+        except SecretError as error:
+            await self._finish_failed("MissingSecret", f"{error}; it is named in spec.connections", retryable=False)
+            return
+        await self._write(
+            phase="Pending",
+            reason="Submitting",
+            message=f"submitting attempt {attempt}: {self.task.operator.module}.{self.task.operator.name}",
+            attempts=attempt,
+            startTime=self.current.get("startTime") or format_time(_now()),
+            resourceMeta=None,
+            nextAttemptTime=None,
+            completionTime=None,
+        )
+        meta, state = await self.engine.create(self.task.operator, task_id=self.task.task_id, run=run)
+        self.memory.meta = meta
+        await self._settle(meta, state)
+
+    async def _observe(self, observed: ObservedStatus, *, wait: bool, deadline: datetime | None) -> None:
+        try:
+            meta = self.memory.meta or _decode(observed.resource_meta)
+            run = await self._run_info()
+        except SecretError as error:
+            await self._finish_failed("MissingSecret", f"{error}; it is named in spec.connections", retryable=False)
+            return
+        except ValueError as error:
+            await self._finish_failed("InvalidResourceMeta", f"status.resourceMeta cannot be read: {error}", False)
+            return
+        assert meta is not None
+        self.memory.meta = meta
+        if wait:
+            timeout = float(self.task.poll_interval_seconds)
+            if deadline:
+                timeout = min(timeout, _seconds_until(deadline))
+            await self.engine.wait(meta, timeout=timeout)
+        state = await self.engine.get(meta, run=run)
+        if not state.finished and deadline and _now() >= deadline:
+            await self._exceed_deadline(observed)
+            return
+        await self._settle(meta, state)
+
+    async def _settle(self, meta: AirflowMetadata, state: TaskState) -> None:
+        """Record what the engine reported; on a retryable failure, schedule the next attempt."""
+        fields = {
+            "resourceMeta": meta.encode().decode(),
+            "jobId": state.job_id,
+            "result": state.result,
+            "logs": log_tail(self.engine.logs(meta), self.settings.log_tail_lines),
+            "logLinks": [{"name": link.name, "uri": link.uri} for link in state.log_links] or None,
+        }
+        if state.phase is Phase.FAILED:
+            self.engine.forget(meta)
+            await self._finish_failed(state.reason, state.message, state.retryable, **fields)
+            return
+        if state.finished:
+            self.engine.forget(meta)
+            fields["completionTime"] = format_time(_now())
+        await self._write(phase=state.phase.value, reason=state.reason, message=state.message, **fields)
+
+    async def _finish_failed(self, reason: str, message: str, retryable: bool, **fields: Any) -> None:
+        """Fail the attempt: retry after a backoff while ``backoffLimit`` allows, else fail the task."""
+        attempts = int(self.current.get("attempts") or 0)
+        if retryable and attempts <= self.task.backoff_limit:
+            delay = min(self.settings.retry_backoff_seconds * 2 ** max(attempts - 1, 0),
+                        self.settings.retry_backoff_max_seconds)
+            await self._write(
+                phase="Pending",
+                reason="Retrying",
+                message=f"attempt {attempts} failed ({reason}: {message}); attempt {attempts + 1} in {delay}s",
+                **{**fields, "resourceMeta": None},
+                nextAttemptTime=format_time(_now() + timedelta(seconds=delay)),
+            )
+            return
+        await self._write(
+            phase="Failed", reason=reason, message=message, completionTime=format_time(_now()), **fields
+        )
+
+    async def _interrupted_submission(self, observed: ObservedStatus) -> None:
+        """A marker without metadata: a previous process died inside create. Never resubmit silently."""
+        message = (
+            f"the operator stopped while submitting attempt {observed.attempts}; "
+            "its external job may have been started"
+        )
+        if observed.attempts <= self.task.backoff_limit:
+            await self._finish_failed("SubmissionInterrupted", message, retryable=True)
+            return
+        await self._finish_failed(
+            "SubmissionInterrupted",
+            f"{message}; not submitting again because backoffLimit allows no retry "
+            "(delete and re-create the AirflowTask to run it again)",
+            retryable=False,
+        )
+
+    async def _exceed_deadline(self, observed: ObservedStatus) -> None:
+        meta = self.memory.meta or _decode(observed.resource_meta)
+        cancelled = ""
+        if meta is not None:
+            await self.engine.delete(meta, run=self.memory.run)
+            self.engine.forget(meta)
+            cancelled = "; the external job was cancelled"
+        await self._write(
+            phase="Failed",
+            reason="DeadlineExceeded",
+            message=f"activeDeadlineSeconds ({self.task.active_deadline_seconds}s) exceeded{cancelled}",
+            completionTime=format_time(_now()),
+            nextAttemptTime=None,
+        )
+
+
+def _seconds_until(moment: datetime) -> float:
+    return max(moment.timestamp() - _now().timestamp(), 0.0)

@@ -1,0 +1,53 @@
+"""Operator settings, read once from the environment.
+
+Every setting has a default that works on a laptop; the Deployment in ``manifests/`` sets the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from airflowtask.connector_core import EngineConfig
+
+GROUP = "airflowtask.dev"
+VERSION = "v1alpha1"
+PLURAL = "airflowtasks"
+FINALIZER = f"{GROUP}/cancel-external-job"
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the operator runs: which namespaces, how many workers, where it reports."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means all namespaces."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    log_tail_lines: int = 40
+    """How many log lines go into ``status.logs``."""
+    retry_backoff_seconds: int = 10
+    """First delay between attempts; doubles per attempt, at most ``retry_backoff_max_seconds``."""
+    retry_backoff_max_seconds: int = 300
+    api_workers: int = 16
+    """Threads for Kubernetes API calls (status patches, Secret reads)."""
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read ``AIRFLOWTASK_*`` variables; unset ones keep their defaults."""
+        return cls(
+            namespaces=_list("AIRFLOWTASK_NAMESPACES"),
+            engine=EngineConfig.from_env(),
+            log_tail_lines=_int("AIRFLOWTASK_LOG_TAIL_LINES", cls.log_tail_lines),
+            retry_backoff_seconds=_int("AIRFLOWTASK_RETRY_BACKOFF_SECONDS", cls.retry_backoff_seconds),
+            retry_backoff_max_seconds=_int("AIRFLOWTASK_RETRY_BACKOFF_MAX_SECONDS", cls.retry_backoff_max_seconds),
+            api_workers=_int("AIRFLOWTASK_API_WORKERS", cls.api_workers),
+        )
