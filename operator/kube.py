@@ -12,9 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
-
 from airflowtask.settings import GROUP, PLURAL, VERSION
+from kubernetes.client.exceptions import ApiException
 
 
 class SecretError(Exception):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflowtask.connector_core import AirflowMetadata, Engine, Phase, RunInfo, TaskState
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -49,16 +50,24 @@ class Reconciler:
         self.settings = settings
 
     async def advance(
-        self, task: AirflowTaskResource, body_status: dict[str, Any], memory: TaskMemory, *, wait: bool
+        self,
+        task: AirflowTaskResource,
+        body_status: dict[str, Any],
+        memory: TaskMemory,
+        *,
+        stop: asyncio.Event | None = None,
     ) -> list[Event]:
-        """Take the next step for ``task``; with ``wait``, first wait (bounded) for news."""
+        """Take the next step for ``task``; with ``stop``, first wait for news until it is set."""
         async with memory.lock:
             current = memory.status if memory.status is not None else dict(body_status)
-            return await _Step(self, task, memory, current).advance(wait=wait)
+            return await _Step(self, task, memory, current, stop).advance()
 
     async def cancel(self, task: AirflowTaskResource, body_status: dict[str, Any], memory: TaskMemory) -> list[Event]:
         """On deletion: cancel the external job unless the policy is Orphan. Raises to be retried."""
-        current = memory.status if memory.status is not None else dict(body_status)
+        async with memory.lock:
+            return await self._cancel(task, memory.status if memory.status is not None else dict(body_status), memory)
+
+    async def _cancel(self, task: AirflowTaskResource, current: dict[str, Any], memory: TaskMemory) -> list[Event]:
         observed = ObservedStatus.parse(current)
         meta = memory.meta or _decode(observed.resource_meta)
         if meta is None or observed.finished:
@@ -86,12 +95,29 @@ def _decode(resource_meta: str | None) -> AirflowMetadata | None:
 class _Step:
     """One advance of one object: reads ``current``, writes the statuses it moves through."""
 
-    def __init__(self, owner: Reconciler, task: AirflowTaskResource, memory: TaskMemory, current: dict[str, Any]):
+    def __init__(
+        self,
+        owner: Reconciler,
+        task: AirflowTaskResource,
+        memory: TaskMemory,
+        current: dict[str, Any],
+        stop: asyncio.Event | None,
+    ) -> None:
         self.engine, self.kube, self.settings = owner.engine, owner.kube, owner.settings
-        self.task, self.memory, self.current = task, memory, current
+        self.task, self.memory, self.current, self.stop = task, memory, current, stop
         self.events: list[Event] = []
 
-    async def advance(self, *, wait: bool) -> list[Event]:
+    async def _wait(self, news: Awaitable[Any], timeout: float) -> bool:
+        """Wait for ``news`` (at most ``timeout``); False when there is no waiting or stop came first."""
+        if self.stop is None:
+            return False
+        waiters = {asyncio.ensure_future(news), asyncio.ensure_future(self.stop.wait())}
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        return not self.stop.is_set()
+
+    async def advance(self) -> list[Event]:
         observed = ObservedStatus.parse(self.current)
         if observed.finished:
             return self.events
@@ -101,12 +127,12 @@ class _Step:
         elif deadline and _now() >= deadline:
             await self._exceed_deadline(observed)
         elif observed.next_attempt_time and _now() < observed.next_attempt_time:
-            if wait:
-                await asyncio.sleep(_seconds_until(min(observed.next_attempt_time, deadline or observed.next_attempt_time)))
+            due = min(observed.next_attempt_time, deadline or observed.next_attempt_time)
+            await self._wait(asyncio.sleep(_seconds_until(due)), _seconds_until(due))
         elif not observed.resource_meta:
             await self._submit(observed)
         else:
-            await self._observe(observed, wait=wait, deadline=deadline)
+            await self._observe(observed, deadline=deadline)
         return self.events
 
     async def _write(self, **kwargs: Any) -> None:
@@ -119,12 +145,17 @@ class _Step:
             self.events.append(event)
         self.current = self.memory.status = new
 
-    async def _run_info(self) -> RunInfo:
+    async def _run_info(self) -> RunInfo | None:
+        """The run's context with connections read from Secrets; None (and Failed) when one is missing."""
         if self.memory.run is None:
-            connections = {
-                ref.conn_id: await self.kube.read_secret_key(self.task.namespace, ref.secret_name, ref.secret_key)
-                for ref in self.task.connections
-            }
+            try:
+                connections = {
+                    ref.conn_id: await self.kube.read_secret_key(self.task.namespace, ref.secret_name, ref.secret_key)
+                    for ref in self.task.connections
+                }
+            except SecretError as error:
+                await self._finish_failed("MissingSecret", f"{error}; it is named in spec.connections", False)
+                return None
             self.memory.run = RunInfo(
                 run_id=self.task.run_id,
                 logical_date=self.task.logical_date,
@@ -135,10 +166,8 @@ class _Step:
 
     async def _submit(self, observed: ObservedStatus) -> None:
         attempt = observed.attempts + 1
-        try:
-            run = await self._run_info()
-        except SecretError as error:
-            await self._finish_failed("MissingSecret", f"{error}; it is named in spec.connections", retryable=False)
+        run = await self._run_info()
+        if run is None:
             return
         await self._write(
             phase="Pending",
@@ -154,23 +183,21 @@ class _Step:
         self.memory.meta = meta
         await self._settle(meta, state)
 
-    async def _observe(self, observed: ObservedStatus, *, wait: bool, deadline: datetime | None) -> None:
+    async def _observe(self, observed: ObservedStatus, *, deadline: datetime | None) -> None:
         try:
             meta = self.memory.meta or _decode(observed.resource_meta)
-            run = await self._run_info()
-        except SecretError as error:
-            await self._finish_failed("MissingSecret", f"{error}; it is named in spec.connections", retryable=False)
-            return
         except ValueError as error:
             await self._finish_failed("InvalidResourceMeta", f"status.resourceMeta cannot be read: {error}", False)
             return
-        assert meta is not None
+        run = await self._run_info()
+        if meta is None or run is None:
+            return
         self.memory.meta = meta
-        if wait:
-            timeout = float(self.task.poll_interval_seconds)
-            if deadline:
-                timeout = min(timeout, _seconds_until(deadline))
-            await self.engine.wait(meta, timeout=timeout)
+        timeout = float(self.task.poll_interval_seconds)
+        if deadline:
+            timeout = min(timeout, _seconds_until(deadline))
+        if self.stop is not None and not await self._wait(self.engine.wait(meta, timeout=timeout), timeout):
+            return
         state = await self.engine.get(meta, run=run)
         if not state.finished and deadline and _now() >= deadline:
             await self._exceed_deadline(observed)

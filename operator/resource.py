@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflowtask.connector_core import AirflowObj
@@ -16,12 +16,12 @@ def parse_time(value: str | None) -> datetime | None:
     """Parse an RFC 3339 timestamp as Kubernetes writes it."""
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def format_time(value: datetime) -> str:
     """Format a timestamp the way Kubernetes does (UTC, seconds, trailing Z)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,14 @@ class AirflowTaskResource:
         """When ``activeDeadlineSeconds`` runs out, counted from the first start."""
         if self.active_deadline_seconds is None or started is None:
             return None
-        return datetime.fromtimestamp(started.timestamp() + self.active_deadline_seconds, timezone.utc)
+        return datetime.fromtimestamp(started.timestamp() + self.active_deadline_seconds, UTC)
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> AirflowTaskResource:
         """Build the view from an object body as the API server returns it (defaults applied)."""
         meta, spec = body["metadata"], body.get("spec") or {}
         operator = spec.get("operator") or {}
-        created = parse_time(meta.get("creationTimestamp")) or datetime.now(timezone.utc)
+        created = parse_time(meta.get("creationTimestamp")) or datetime.now(UTC)
         return cls(
             namespace=meta["namespace"],
             name=meta["name"],

@@ -1,0 +1,105 @@
+"""``airflowtask-operator``: run the operator, or try it end to end on a local control plane.
+
+- ``run``: the operator itself, against the cluster of the current kubeconfig or in-cluster.
+- ``dev``: the main job for a laptop or a fresh machine: use the cluster named by ``KUBECONFIG``
+  if set, else start a local control plane (etcd + kube-apiserver, built once and cached); install
+  the CRD; run the operator; apply the example manifests given and show them finishing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CRD = REPO / "crds" / "airflowtask.yaml"
+
+
+def run_operator(namespaces: Sequence[str], liveness: str | None, log_format: str, verbose: bool) -> None:
+    """Run the kopf operator in this process until SIGINT/SIGTERM."""
+    import airflowtask.handlers  # noqa: F401  (registers the handlers)
+    import kopf
+
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=liveness,
+    )
+
+
+def _kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["kubectl", *args], env=env, text=True, capture_output=True, check=check)
+
+
+def _watch_examples(env: dict[str, str], manifests: Sequence[str], timeout: float) -> bool:
+    """Apply the manifests and print ``kubectl get aft`` until every one finished; True if all did."""
+    for manifest in manifests:
+        print(_kubectl(env, "apply", "-f", manifest).stdout, end="", flush=True)
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        table = _kubectl(env, "get", "aft", "-A").stdout
+        if table != last:
+            print(table, flush=True)
+            last = table
+        phases = _kubectl(env, "get", "aft", "-A", "-o", "jsonpath={.items[*].status.phase}").stdout.split()
+        if phases and len(phases) == len(table.splitlines()) - 1 and all(p in ("Succeeded", "Failed") for p in phases):
+            return True
+        time.sleep(1)
+    return False
+
+
+def dev(manifests: Sequence[str], once: bool, timeout: float) -> int:
+    """Cluster (configured or local) + CRD + operator subprocess + examples."""
+    with ExitStack() as stack:
+        env = dict(os.environ)
+        if not env.get("KUBECONFIG"):
+            from airflowtask.controlplane import LocalControlPlane
+
+            plane = stack.enter_context(LocalControlPlane())
+            env.update(plane.env)
+            print(f"local control plane ready: export KUBECONFIG={plane.kubeconfig}", flush=True)
+        else:
+            print(f"using the cluster of KUBECONFIG={env['KUBECONFIG']}", flush=True)
+        _kubectl(env, "apply", "--server-side", "-f", str(CRD))
+        _kubectl(env, "wait", "--for=condition=Established", "crd/airflowtasks.airflowtask.dev", "--timeout=60s")
+        operator = subprocess.Popen([sys.executable, "-m", "airflowtask", "run"], env=env)
+        stack.callback(operator.wait, 30)
+        stack.callback(operator.terminate)
+        finished = _watch_examples(env, manifests, timeout) if manifests else True
+        if once:
+            return 0 if finished else 1
+        print("operator running; Ctrl-C to stop", flush=True)
+        with suppress(KeyboardInterrupt):
+            operator.wait()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airflowtask-operator", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator against the configured cluster")
+    run.add_argument("--namespace", "-n", action="append", default=[], help="watch only this namespace (repeatable)")
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL ('' disables)")
+    run.add_argument(
+        "--log-format", choices=("plain", "json"), default=os.environ.get("AIRFLOWTASK_LOG_FORMAT", "plain")
+    )
+    run.add_argument("--verbose", "-v", action="store_true")
+    local = commands.add_parser("dev", help="local control plane (unless KUBECONFIG is set) + CRD + operator")
+    local.add_argument("manifests", nargs="*", help="AirflowTask manifests to apply and watch")
+    local.add_argument("--once", action="store_true", help="exit when the manifests finished")
+    local.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the manifests")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    if args.command == "run":
+        run_operator(args.namespace, args.liveness or None, args.log_format, args.verbose)
+        return 0
+    return dev(args.manifests, args.once, args.timeout)

@@ -1,0 +1,109 @@
+"""kopf registrations: thin glue from watch events to ``reconcile.Reconciler``.
+
+- a timer per unfinished AirflowTask advances it (submit, wait for news, record status);
+- a deletion handler cancels the external job before kopf removes the finalizer;
+- a daemon per finished AirflowTask with ``ttlSecondsAfterFinished`` deletes it when due.
+
+Run with ``airflowtask-operator run`` or ``kopf run -m airflowtask.handlers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from airflowtask.connector_core import Engine
+from airflowtask.kube import Kube, load_client_config
+from airflowtask.reconcile import Reconciler, TaskMemory
+from airflowtask.resource import FINISHED_PHASES, AirflowTaskResource
+from airflowtask.settings import FINALIZER, GROUP, PLURAL, VERSION, Settings
+from airflowtask.status import Event
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Configure kopf once, before any watch starts, and build the reconciler."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.background.cancellation_polling = 1.0
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    config = Settings.from_env()
+    kube = Kube(load_client_config(), workers=config.api_workers)
+    memo.reconciler = Reconciler(Engine(config.engine), kube, config)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler = memo.reconciler
+    await reconciler.engine.close()
+    reconciler.kube.close()
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in FINISHED_PHASES
+
+
+def _expiring(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in FINISHED_PHASES and spec.get("ttlSecondsAfterFinished") is not None
+
+
+def _memory(memo: kopf.Memo) -> TaskMemory:
+    if "task" not in memo:
+        memo["task"] = TaskMemory()
+    return memo["task"]
+
+
+def _post(body: kopf.Body, events: list[Event]) -> None:
+    for event in events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+@kopf.timer(*RESOURCE, id="advance", interval=1.0, when=_unfinished)
+async def advance(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+                  **_: Any) -> None:
+    """Submit, then wait for news (at most pollIntervalSeconds, or until kopf stops us) and record it."""
+    reconciler: Reconciler = memo.reconciler
+    stop = asyncio.Event()
+    watcher = asyncio.ensure_future(stopped.wait())
+    watcher.add_done_callback(lambda _: stop.set())
+    try:
+        events = await reconciler.advance(AirflowTaskResource.parse(body), dict(status), _memory(memo), stop=stop)
+    finally:
+        watcher.cancel()
+    _post(body, events)
+
+
+@kopf.on.delete(*RESOURCE, id="cancel")
+async def cancel(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
+    """Cancel the external job (deletionPolicy Delete) before the finalizer is removed."""
+    reconciler: Reconciler = memo.reconciler
+    try:
+        events = await reconciler.cancel(AirflowTaskResource.parse(body), dict(status), _memory(memo))
+    except Exception as error:
+        kopf.warn(body, reason="CancelFailed", message=f"cancelling the external job failed: {error}")
+        raise kopf.TemporaryError(f"cancelling failed: {error}", delay=10) from error
+    _post(body, events)
+
+
+@kopf.daemon(*RESOURCE, id="expire", when=_expiring, cancellation_timeout=1.0)
+async def expire(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Delete a finished AirflowTask ``ttlSecondsAfterFinished`` after it finished."""
+    reconciler: Reconciler = memo.reconciler
+    while not stopped:
+        remaining = Reconciler.ttl_remaining(AirflowTaskResource.parse(body))
+        if remaining is None:
+            return
+        if remaining <= 0:
+            await reconciler.kube.delete_task(body["metadata"]["namespace"], body["metadata"]["name"])
+            return
+        await stopped.wait(min(remaining, 30.0))
