@@ -71,7 +71,7 @@ def dev(manifests: Sequence[str], once: bool, timeout: float) -> int:
             print(f"using the cluster of KUBECONFIG={env['KUBECONFIG']}", flush=True)
         _kubectl(env, "apply", "--server-side", "-f", str(CRD))
         _kubectl(env, "wait", "--for=condition=Established", "crd/airflowtasks.airflowtask.dev", "--timeout=60s")
-        operator = subprocess.Popen([sys.executable, "-m", "airflowtask", "run"], env=env)
+        operator = subprocess.Popen([sys.executable, "-P", "-m", "airflowtask", "run"], env=env)
         stack.callback(operator.wait, 30)
         stack.callback(operator.terminate)
         finished = _watch_examples(env, manifests, timeout) if manifests else True

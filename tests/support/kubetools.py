@@ -1,0 +1,86 @@
+"""kubectl, as a user would call it, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+AFT = "airflowtasks.airflowtask.dev"
+
+
+class Kubectl:
+    """Runs kubectl with a fixed environment (KUBECONFIG, PATH)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["kubectl", *args], env=self.env, input=input, text=True, capture_output=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def apply(self, *manifests: Mapping[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self("apply", "-f", "-", input=yaml.safe_dump_all(list(manifests)), check=check)
+
+    def get_json(self, resource: str, name: str, namespace: str) -> dict[str, Any]:
+        return json.loads(self("get", resource, name, "-n", namespace, "-o", "json").stdout)
+
+    def exists(self, resource: str, name: str, namespace: str) -> bool:
+        return self("get", resource, name, "-n", namespace, "--ignore-not-found", "-o", "name").stdout.strip() != ""
+
+    def wait_task(
+        self,
+        name: str,
+        namespace: str,
+        until: Callable[[dict[str, Any]], bool],
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        """Poll the AirflowTask until ``until(obj)`` holds; fail with its last status otherwise."""
+        deadline, obj = time.monotonic() + timeout, {}
+        while time.monotonic() < deadline:
+            obj = self.get_json(AFT, name, namespace)
+            if until(obj):
+                return obj
+            time.sleep(0.3)
+        raise AssertionError(f"{namespace}/{name} did not get there in {timeout}s; status: {obj.get('status')}")
+
+    def wait_phase(self, name: str, namespace: str, phase: str, timeout: float = 60.0) -> dict[str, Any]:
+        return self.wait_task(name, namespace, lambda obj: obj.get("status", {}).get("phase") == phase, timeout)
+
+    def wait_gone(self, resource: str, name: str, namespace: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.exists(resource, name, namespace):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{resource} {namespace}/{name} still exists after {timeout}s")
+
+    def events(self, name: str, namespace: str) -> list[tuple[str, str, str]]:
+        """(type, reason, message) of the events about one AirflowTask, oldest first."""
+        raw = self("get", "events", "-n", namespace, "-o", "json",
+                   "--field-selector", f"involvedObject.name={name},involvedObject.kind=AirflowTask").stdout
+        items = sorted(json.loads(raw)["items"], key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return [(e["type"], e["reason"], e.get("message", "")) for e in items]
+
+
+def airflow_task(
+    name: str,
+    namespace: str,
+    module: str,
+    cls: str,
+    parameters: Mapping[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """An AirflowTask manifest."""
+    return {
+        "apiVersion": "airflowtask.dev/v1alpha1",
+        "kind": "AirflowTask",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"operator": {"module": module, "name": cls, "parameters": dict(parameters or {})}, **spec},
+    }
