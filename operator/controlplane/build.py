@@ -32,7 +32,8 @@ from .versions import (
     staging_version,
 )
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+KUBERNETES_BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl")
+BINARIES = ("etcd", *KUBERNETES_BINARIES)
 _HEARTBEAT_SECONDS = 60
 _TAIL_LINES = 40
 
@@ -92,7 +93,7 @@ _MODULES = (
         sibling_version=staging_version(),
         ldflags=_kubernetes_ldflags(),
         tags="selinux,notest,grpcnotrace",
-        binaries={name: f"{KUBERNETES_MODULE}/cmd/{name}" for name in BINARIES[1:]},
+        binaries={name: f"{KUBERNETES_MODULE}/cmd/{name}" for name in KUBERNETES_BINARIES},
     ),
 )
 
@@ -132,11 +133,8 @@ def ensure_binaries(log: Log = _stderr) -> Path:
 def _lock(path: Path) -> Iterator[None]:
     """Hold an exclusive file lock so concurrent callers build only once."""
     with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def _go_env() -> dict[str, str]:

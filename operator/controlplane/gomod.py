@@ -118,8 +118,9 @@ def pinned_replaces(upstream: GoMod, sibling_version: str) -> list[Replace]:
 def wrapper_gomod(upstream: GoMod, version: str, sibling_version: str, module: str) -> str:
     """Render a wrapper go.mod that requires ``upstream`` at ``version`` with its siblings pinned."""
     lines = [f"module {module}", "", f"go {upstream.go}", ""]
-    lines += [f"godebug {entry}" for entry in upstream.godebug]
-    lines += ["", f"require {upstream.module} {version}", "", "replace ("]
+    if upstream.godebug:
+        lines += [f"godebug {entry}" for entry in upstream.godebug] + [""]
+    lines += [f"require {upstream.module} {version}", "", "replace ("]
     lines += [f"\t{r.render()}" for r in pinned_replaces(upstream, sibling_version)]
     lines += [")", ""]
     return "\n".join(lines)

@@ -22,10 +22,10 @@ def free_port() -> int:
 class OperatorProcess:
     """``python -m airflowtask run`` with a given environment; logs go to a file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: Path, port: int | None = None) -> None:
         self.env = dict(env)
         self.log_path = log_path
-        self.port = free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
@@ -34,7 +34,7 @@ class OperatorProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "airflowtask", "run", "--verbose",
              "--liveness", f"http://127.0.0.1:{self.port}/healthz"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.log_path.parent,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -1,0 +1,94 @@
+"""Fixtures shared by the end-to-end tests: a cluster, kubectl, the CRD, a namespace, the operator."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from airflowtask.controlplane import Kubectl as Cluster
+from cluster import open_cluster
+from kubetools import Kubectl
+from operator_process import OperatorProcess
+
+REPO = Path(__file__).resolve().parents[2]
+SUPPORT = REPO / "tests" / "support"
+TEST_SIGNING_KEY = "e2e-signing-key-not-secret"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The Kubernetes cluster of this test session (see tests/support/cluster.py)."""
+    with open_cluster(tmp_path_factory.mktemp("controlplane")) as ready:
+        yield ready
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: Cluster) -> Kubectl:
+    return Kubectl(cluster.env)
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Kubectl) -> None:
+    """The AirflowTask CRD, installed from crds/ and established."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "airflowtask.yaml"))
+    kubectl("wait", "--for=condition=Established", "crd/airflowtasks.airflowtask.dev", "--timeout=60s")
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    name = f"t-{request.node.name[:40].lower().strip('_')}-{uuid.uuid4().hex[:6]}"
+    name = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _port_8080_free() -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", 8080)) != 0
+
+
+def operator_env(kubeconfig: str, base: dict[str, str]) -> dict[str, str]:
+    """The environment the operator runs with in the tests."""
+    return base | {
+        "KUBECONFIG": kubeconfig,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SUPPORT), base.get("PYTHONPATH", "")])),
+        "AIRFLOWTASK_ALLOWED_MODULES": "airflow.providers.*,airflow.sensors.*,airflow.operators.*,"
+        "airflow.hooks.*,airflow.triggers.*,localjob",
+        "AIRFLOWTASK_SIGNING_KEY": TEST_SIGNING_KEY,
+        "AIRFLOWTASK_RETRY_BACKOFF_SECONDS": "2",
+        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="aft-airflow-home-"),
+    }
+
+
+@pytest.fixture(scope="session")
+def operator_process(
+    cluster: Cluster, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator as a separate process, clusterwide, for the whole session."""
+    process = OperatorProcess(
+        operator_env(str(cluster.kubeconfig), cluster.env),
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        port=8080 if _port_8080_free() else None,
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def operator(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
+    """The running operator; restarted if a test killed it. Its log is printed when a test fails."""
+    if not operator_process.running:
+        operator_process.start()
+    offset = len(operator_process.logs())
+    yield operator_process
+    if not operator_process.running:
+        operator_process.start()
+    print(operator_process.logs()[offset:][-20000:])

@@ -1,0 +1,90 @@
+"""Importable callables and small Airflow classes the connector_core integration tests run by path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseHook, BaseOperator, Variable
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+def greet(name: str, punctuation: str = "!") -> str:
+    return f"hello {name}{punctuation}"
+
+
+def push_and_pull(ti: Any) -> str:
+    ti.xcom_push(key="answer", value=42)
+    return f"pulled {ti.xcom_pull(key='answer')}"
+
+
+def skip() -> None:
+    raise AirflowSkipException("nothing to do today")
+
+
+def fail_for_good() -> None:
+    raise AirflowFailException("the input is broken")
+
+
+def never() -> bool:
+    return False
+
+
+def connection_host(conn_id: str, pause: float = 0.0) -> str:
+    """The host of ``conn_id``, read twice around a pause (so concurrent tasks overlap)."""
+    first = BaseHook.get_connection(conn_id).host
+    time.sleep(pause)
+    return f"{first}/{BaseHook.get_connection(conn_id).host}"
+
+
+def variable(key: str) -> str:
+    return Variable.get(key)
+
+
+def slow_poke(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
+class NeverTrigger(BaseTrigger):
+    """Never fires (until it is cancelled or times out)."""
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__name__}", {}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        while True:
+            await asyncio.sleep(3600)
+            yield TriggerEvent(None)
+
+
+class FailingTrigger(BaseTrigger):
+    """Raises as soon as it runs."""
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__name__}", {}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        raise RuntimeError("the service is down")
+        yield TriggerEvent(None)
+
+
+class DeferringOperator(BaseOperator):
+    """Defers to NeverTrigger (optionally with a timeout) or FailingTrigger."""
+
+    def __init__(self, *, trigger: str = "never", timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trigger = trigger
+        self.defer_timeout = timeout
+
+    def execute(self, context: Any) -> None:
+        trigger = NeverTrigger() if self.trigger == "never" else FailingTrigger()
+        timeout = timedelta(seconds=self.defer_timeout) if self.defer_timeout is not None else None
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
+
+    def execute_complete(self, context: Any, event: Any = None) -> str:
+        return "fired"
