@@ -1,4 +1,46 @@
 # airflowtask-operator
+#
+#   make run    the operator on a local control plane (or $KUBECONFIG's cluster), running an example
+#   make test   every test: unit, integration (real Airflow), e2e (real kube-apiserver + etcd)
+
+.DEFAULT_GOAL := help
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv run test test-unit test-integration test-e2e lint lock
+
+help:  ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip uv==0.13.9
+	$(VENV)/bin/uv pip install --python $(VENV)/bin/python -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv from pyproject.toml, pinned by constraints.txt
+
+run: venv controlplane  ## start the operator (local control plane unless KUBECONFIG is set), run an example, keep running
+	$(VENV)/bin/airflowtask-operator dev examples/bash-hello.yaml
+
+test: venv controlplane lint  ## the whole suite
+	$(VENV)/bin/pytest -ra
+
+test-unit: venv  ## unit tests only
+	$(VENV)/bin/pytest -ra tests/unit
+
+test-integration: venv  ## real Airflow, no Kubernetes
+	$(VENV)/bin/pytest -ra tests/integration
+
+test-e2e: venv controlplane  ## the operator end to end on a real API server
+	$(VENV)/bin/pytest -ra tests/e2e
+
+lint: venv  ## ruff
+	$(VENV)/bin/ruff check .
+
+lock: venv  ## re-resolve constraints.txt from pyproject.toml
+	$(VENV)/bin/uv pip compile --python-version 3.11 --extra test pyproject.toml -o constraints.txt --no-header
+
 
 # ---- local control plane (etcd, kube-apiserver, kube-controller-manager, kubectl) ----------------------
 # Built from source with Go and cached in $${AIRFLOWTASK_CACHE:-~/.cache/airflowtask-operator}/controlplane
@@ -8,9 +50,9 @@ CONTROLPLANE_DIR ?= .airflowtask/controlplane
 
 .PHONY: controlplane controlplane-up
 
-controlplane:  ## build (once) and cache the control plane binaries; prints their paths
+controlplane: venv  ## build (once) and cache the control plane binaries; prints their paths
 	$(PYTHON) -m airflowtask.controlplane build
 
-controlplane-up:  ## run a local control plane in the foreground until Ctrl-C; prints the KUBECONFIG export
+controlplane-up: venv  ## run a local control plane in the foreground until Ctrl-C; prints the KUBECONFIG export
 	$(PYTHON) -m airflowtask.controlplane up --dir $(CONTROLPLANE_DIR)
 # ---- end of local control plane -----------------------------------------------------------------------

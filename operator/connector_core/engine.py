@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import dataclasses
 import logging
 import threading
 import time
@@ -127,11 +126,11 @@ class Engine:
             secrets.check_connections(run.connections)
         except secrets.InvalidConnectionError as exc:
             self._finish(task, Verdict(Phase.FAILED, Reason.INVALID_CONNECTION, str(exc), retryable=False))
-            return self._meta(task), task.state
+            return task.meta, task.state
         self._set(task, Phase.RUNNING, Reason.EXECUTING, "starting the task")
         task.driver = asyncio.create_task(self._first_run(task))
         await self._settle(task, self.config.create_wait_seconds)
-        return self._meta(task), task.state
+        return task.meta, task.state
 
     async def get(self, meta: AirflowMetadata, *, run: RunInfo) -> TaskState:
         """The task's state; a waiting sensor is poked (once at a time) and awaited up to create_wait_seconds."""
@@ -541,12 +540,8 @@ class Engine:
             retryable=retryable,
             log_links=log_links(instance, trigger_kwargs),
             job_id=task.meta.job_id,
-            meta=self._meta(task),
+            meta=task.meta,
         )
-
-    @staticmethod
-    def _meta(task: _Task) -> AirflowMetadata:
-        return dataclasses.replace(task.meta, operator_state=dict(task.meta.operator_state))
 
     async def _settle(self, task: _Task, timeout: float) -> None:
         """Wait (at most ``timeout``) until no pool work is in flight for the task."""

@@ -57,8 +57,8 @@ class TaskState:
     log_links: tuple[LogLink, ...] = ()
     job_id: str | None = None
     meta: AirflowMetadata | None = None
-    """The task's current metadata. It changes while a task runs (an execute that defers after create()
-    returned, a callback that defers again, the final outcome): persist it to survive restarts."""
+    """The task's metadata: the same object create() returned (or get() was given), which the engine keeps
+    current while the task runs (a deferral after create() returned, the outcome). Persist its encode()."""
 
     @property
     def finished(self) -> bool:

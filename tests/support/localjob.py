@@ -4,9 +4,10 @@
 returns ``{"id": ...}``; ``GET /jobs/<id>`` returns ``{"id", "state", "result"}`` where state is
 ``running``, ``succeeded`` or ``cancelled``; ``DELETE /jobs/<id>`` cancels a job.
 
-:class:`LocalJobOperator` submits a job (through the Airflow connection ``conn_id``, an ``http://`` URI),
-stores ``job_id``, defers to :class:`LocalJobTrigger` (which polls the status, looking the connection
-up itself), returns the job's result from ``execute_complete`` and cancels the job in ``on_kill``.
+:class:`LocalJobOperator` submits a job (through the Airflow connection ``service_conn_id``, an
+``http://`` URI), stores ``job_id``, defers to :class:`LocalJobTrigger` (which polls the status, looking
+the connection up itself), returns the job's result from ``execute_complete`` and cancels the job in
+``on_kill``. :func:`hello` is a ``python_callable`` for PythonOperator tests.
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ class JobService:
         self.stop()
 
 
+def hello(name: str) -> str:
+    """A python_callable for PythonOperator tests (the Flyte fixtures name it ``localjob.hello``)."""
+    return f"hello {name}"
+
+
 def _base_url(conn: Any) -> str:
     return f"http://{conn.host}:{conn.port}"
 
@@ -147,33 +153,35 @@ class LocalJobOperator(BaseOperator):
     def __init__(
         self,
         *,
-        duration: float,
+        service_conn_id: str = "local_jobs",
+        duration_seconds: float = 30,
         result: Any = None,
-        conn_id: str = "localjob_default",
         poll_interval: float = 0.2,
         deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.duration = duration
+        self.service_conn_id = service_conn_id
+        self.duration_seconds = duration_seconds
         self.result = result
-        self.conn_id = conn_id
         self.poll_interval = poll_interval
         self.deferrable = deferrable
         self.job_id: str | None = None
 
     def _jobs_url(self) -> str:
-        return f"{_base_url(BaseHook.get_connection(self.conn_id))}/jobs"
+        return f"{_base_url(BaseHook.get_connection(self.service_conn_id))}/jobs"
 
     def execute(self, context: Any) -> Any:
-        self.job_id = _request("POST", self._jobs_url(), {"duration": self.duration, "result": self.result})["id"]
+        self.job_id = _request("POST", self._jobs_url(), {"duration": self.duration_seconds, "result": self.result})[
+            "id"
+        ]
         self.log.info("submitted job %s", self.job_id)
         if not self.deferrable:
             while (status := _request("GET", f"{self._jobs_url()}/{self.job_id}"))["state"] == "running":
                 time.sleep(self.poll_interval)
             return self.execute_complete(context, status)
         self.defer(
-            trigger=LocalJobTrigger(self.conn_id, self.job_id, self.poll_interval),
+            trigger=LocalJobTrigger(self.service_conn_id, self.job_id, self.poll_interval),
             method_name="execute_complete",
         )
 

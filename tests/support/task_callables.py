@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator, Variable
@@ -74,17 +75,29 @@ class FailingTrigger(BaseTrigger):
 
 
 class DeferringOperator(BaseOperator):
-    """Defers to NeverTrigger (optionally with a timeout) or FailingTrigger."""
+    """Defers to NeverTrigger (optionally with a timeout) or FailingTrigger.
 
-    def __init__(self, *, trigger: str = "never", timeout: float | None = None, **kwargs: Any) -> None:
+    With ``kill_marker``, execute() keeps a ``Path`` (state JSON cannot hold) that on_kill writes to.
+    """
+
+    def __init__(
+        self, *, trigger: str = "never", timeout: float | None = None, kill_marker: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.trigger = trigger
         self.defer_timeout = timeout
+        self.kill_marker = kill_marker
 
     def execute(self, context: Any) -> None:
+        if self.kill_marker:
+            self.marker_path = Path(self.kill_marker)
         trigger = NeverTrigger() if self.trigger == "never" else FailingTrigger()
         timeout = timedelta(seconds=self.defer_timeout) if self.defer_timeout is not None else None
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def execute_complete(self, context: Any, event: Any = None) -> str:
         return "fired"
+
+    def on_kill(self) -> None:
+        if self.kill_marker:
+            self.marker_path.write_text("killed")
