@@ -192,7 +192,14 @@ class _Step:
         run = await self._run_info()
         if meta is None or run is None:
             return
-        self.memory.meta = meta
+        if self.memory.meta is None:
+            # First look in this process (after a restart): get() brings the trigger back with the
+            # task's connections before anything waits on it.
+            self.memory.meta = meta
+            state = await self.engine.get(meta, run=run)
+            if state.finished:
+                await self._settle(meta, state)
+                return
         timeout = float(self.task.poll_interval_seconds)
         if deadline:
             timeout = min(timeout, _seconds_until(deadline))

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseHook, BaseOperator, Variable
+from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -42,12 +42,16 @@ def connection_host(conn_id: str, pause: float = 0.0) -> str:
     return f"{first}/{BaseHook.get_connection(conn_id).host}"
 
 
-def variable(key: str) -> str:
-    return Variable.get(key)
-
-
 def slow_poke(seconds: float) -> bool:
     time.sleep(seconds)
+    return False
+
+
+def busy_poke(seconds: float) -> bool:
+    """Like slow_poke, but holding the GIL as pure-Python work does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
     return False
 
 
@@ -74,29 +78,52 @@ class FailingTrigger(BaseTrigger):
         yield TriggerEvent(None)
 
 
+class AtTimeTrigger(BaseTrigger):
+    """Fires at ``at`` (POSIX seconds) to within the event loop's precision; the payload is the firing time."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__name__}", {"at": self.at}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        await asyncio.sleep(max(self.at - time.time(), 0))
+        yield TriggerEvent(time.time())
+
+
 class DeferringOperator(BaseOperator):
-    """Defers to NeverTrigger (optionally with a timeout) or FailingTrigger.
+    """Defers to NeverTrigger (optionally with a timeout), FailingTrigger or AtTimeTrigger (``at``).
 
     With ``kill_marker``, execute() keeps a ``Path`` (state JSON cannot hold) that on_kill writes to.
     """
 
     def __init__(
-        self, *, trigger: str = "never", timeout: float | None = None, kill_marker: str | None = None, **kwargs: Any
+        self,
+        *,
+        trigger: str = "never",
+        timeout: float | None = None,
+        kill_marker: str | None = None,
+        at: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.trigger = trigger
+        self.at = at
         self.defer_timeout = timeout
         self.kill_marker = kill_marker
 
     def execute(self, context: Any) -> None:
         if self.kill_marker:
             self.marker_path = Path(self.kill_marker)
-        trigger = NeverTrigger() if self.trigger == "never" else FailingTrigger()
+        triggers = {"never": NeverTrigger, "failing": FailingTrigger, "at": lambda: AtTimeTrigger(self.at)}
+        trigger = triggers[self.trigger]()
         timeout = timedelta(seconds=self.defer_timeout) if self.defer_timeout is not None else None
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
-    def execute_complete(self, context: Any, event: Any = None) -> str:
-        return "fired"
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        return event if self.trigger == "at" else "fired"
 
     def on_kill(self) -> None:
         if self.kill_marker:

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
-
 from airflowtask.connector_core import AirflowMetadata, AirflowObj, Engine, EngineConfig, RunInfo, TaskState
 from airflowtask.connector_core.model import DEFAULT_ALLOWED_MODULES
 
@@ -44,11 +43,19 @@ class Harness:
         return engine
 
     def create(
-        self, engine: Engine, module: str, name: str, run: RunInfo | None = None, task_id: str = "task", **parameters: Any
+        self,
+        engine: Engine,
+        module: str,
+        name: str,
+        run: RunInfo | None = None,
+        task_id: str = "task",
+        **parameters: Any,
     ) -> tuple[AirflowMetadata, TaskState]:
         return self.run(engine.create(AirflowObj(module, name, parameters), task_id=task_id, run=run or run_info()))
 
-    def finish(self, engine: Engine, meta: AirflowMetadata, run: RunInfo | None = None, timeout: float = 20) -> TaskState:
+    def finish(
+        self, engine: Engine, meta: AirflowMetadata, run: RunInfo | None = None, timeout: float = 20
+    ) -> TaskState:
         """get() and wait() until the task is finished, as a front end does."""
         return self.run(finish(engine, meta, run or run_info(), timeout))
 

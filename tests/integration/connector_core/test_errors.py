@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Harness, run_info
-
 from airflowtask.connector_core import Engine, Phase
+from conftest import Harness, run_info
 
 
 @pytest.fixture
@@ -36,7 +35,10 @@ def test_operator_outside_the_allowlist_is_not_imported(harness: Harness, engine
 
 def test_callable_outside_the_allowlist_is_not_imported(harness: Harness, engine: Engine, canary: str) -> None:
     _, state = harness.create(
-        engine, "airflow.operators.python", "PythonOperator", python_callable={"__type": "callable", "__var": f"{canary}.f"}
+        engine,
+        "airflow.operators.python",
+        "PythonOperator",
+        python_callable={"__type": "callable", "__var": f"{canary}.f"},
     )
     assert state.reason == "NotAllowed"
     assert canary not in sys.modules
@@ -44,7 +46,10 @@ def test_callable_outside_the_allowlist_is_not_imported(harness: Harness, engine
 
 def test_os_system_as_a_callable_is_not_allowed(harness: Harness, engine: Engine) -> None:
     _, state = harness.create(
-        engine, "airflow.operators.python", "PythonOperator", python_callable={"__type": "callable", "__var": "os.system"}
+        engine,
+        "airflow.operators.python",
+        "PythonOperator",
+        python_callable={"__type": "callable", "__var": "os.system"},
     )
     assert state.reason == "NotAllowed"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from airflowtask.connector_core import AirflowMetadata, Engine, Phase, RunInfo
 from conftest import Harness, run_info
 from localjob import JobService
-
-from airflowtask.connector_core import AirflowMetadata, Engine, Phase, RunInfo
 
 
 @pytest.fixture

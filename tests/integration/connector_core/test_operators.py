@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from airflowtask.connector_core import AirflowObj, Engine, Phase
 from conftest import Harness, WebServer, finish, run_info
 
-from airflowtask.connector_core import AirflowObj, Engine, Phase
 
 def callable_ref(path: str) -> dict[str, str]:
     return {"__type": "callable", "__var": path}
@@ -56,7 +56,10 @@ def test_python_operator_with_templated_op_args(harness: Harness, engine: Engine
 
 def test_xcom_push_and_pull_of_own_values(harness: Harness, engine: Engine) -> None:
     _, state = harness.create(
-        engine, "airflow.operators.python", "PythonOperator", python_callable=callable_ref("task_callables.push_and_pull")
+        engine,
+        "airflow.operators.python",
+        "PythonOperator",
+        python_callable=callable_ref("task_callables.push_and_pull"),
     )
     assert state.result == {"answer": 42, "return_value": "pulled 42"}
 
@@ -70,7 +73,10 @@ def test_skip(harness: Harness, engine: Engine) -> None:
 
 def test_fail_exception_is_not_retryable(harness: Harness, engine: Engine) -> None:
     _, state = harness.create(
-        engine, "airflow.operators.python", "PythonOperator", python_callable=callable_ref("task_callables.fail_for_good")
+        engine,
+        "airflow.operators.python",
+        "PythonOperator",
+        python_callable=callable_ref("task_callables.fail_for_good"),
     )
     assert (state.phase, state.reason, state.retryable) == (Phase.FAILED, "FailedNoRetry", False)
     assert state.message == "the input is broken"
@@ -166,11 +172,16 @@ def test_connections_and_variables_are_scoped_per_task(harness: Harness, engine:
     assert harness.run(all_of_them()) == [(f"host{i}/host{i}", f"c{i}") for i in range(6)]
 
 
-def test_environment_connections_and_variables(harness: Harness, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_connections_and_variables(
+    harness: Harness, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIRFLOW_VAR_GREETING", "hi")
     monkeypatch.setenv("AIRFLOW_CONN_ENV_SVC", "http://envhost:80")
     _, state = harness.create(
-        engine, "airflow.operators.bash", "BashOperator", bash_command="echo {{ var.value.greeting }} {{ conn.env_svc.host }}"
+        engine,
+        "airflow.operators.bash",
+        "BashOperator",
+        bash_command="echo {{ var.value.greeting }} {{ conn.env_svc.host }}",
     )
     assert state.result == "hi envhost"
 

@@ -6,9 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import Harness, run_info
-
 from airflowtask.connector_core import AirflowMetadata, Phase
+from conftest import Harness, run_info
 
 KEY = b"0123456789abcdef0123456789abcdef"
 
@@ -63,7 +62,9 @@ def test_waiting_sensor_pokes_again_after_a_restart(harness: Harness, tmp_path: 
 def test_trigger_classpath_in_metadata_is_checked_against_the_allowlist(harness: Harness) -> None:
     run = run_info(logical_date=datetime.now(UTC))
     target = {"__type": "datetime", "__var": (datetime.now(UTC) + timedelta(seconds=30)).isoformat()}
-    meta, _ = harness.create(harness.engine(), "airflow.sensors.date_time", "DateTimeSensorAsync", run, target_time=target)
+    meta, _ = harness.create(
+        harness.engine(), "airflow.sensors.date_time", "DateTimeSensorAsync", run, target_time=target
+    )
     document = json.loads(meta.encode())
     document["trigger"]["classpath"] = "subprocess.Popen"
     state = harness.run(harness.engine().get(AirflowMetadata.decode(json.dumps(document).encode()), run=run))

@@ -7,9 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import Harness, WebServer, run_info
-
 from airflowtask.connector_core import Engine, Phase
+from conftest import Harness, WebServer, run_info
 
 
 def test_file_sensor_succeeds_once_the_file_appears_without_fs_default(
@@ -65,7 +64,9 @@ def test_time_delta_sensor_async_by_its_airflow2_path(harness: Harness, engine: 
 def test_date_time_sensor_async_renders_its_target_from_the_context(harness: Harness, engine: Engine) -> None:
     """target_time '{{ ts }}' must be rendered (the seed left it literal); the trigger is rebuilt from serialize()."""
     run = run_info(logical_date=datetime.now(UTC) + timedelta(seconds=1))
-    meta, state = harness.create(engine, "airflow.sensors.date_time", "DateTimeSensorAsync", run, target_time="{{ ts }}")
+    meta, state = harness.create(
+        engine, "airflow.sensors.date_time", "DateTimeSensorAsync", run, target_time="{{ ts }}"
+    )
     assert state.reason == "Deferred", state.message
     assert meta.airflow_trigger is not None and meta.airflow_trigger.name == "DateTimeTrigger"
     assert harness.finish(engine, meta, run).reason == "Completed"
@@ -73,7 +74,7 @@ def test_date_time_sensor_async_renders_its_target_from_the_context(harness: Har
 
 def test_date_time_sensor_in_poke_mode(harness: Harness, engine: Engine) -> None:
     past = {"__type": "datetime", "__var": "2020-01-01T00:00:00Z"}
-    meta, state = harness.create(engine, "airflow.sensors.date_time", "DateTimeSensor", target_time=past)
+    _, state = harness.create(engine, "airflow.sensors.date_time", "DateTimeSensor", target_time=past)
     assert (state.phase, state.reason) == (Phase.SUCCEEDED, "Completed")
 
 
@@ -93,8 +94,12 @@ def test_trigger_can_end_the_task_itself(harness: Harness, engine: Engine) -> No
 
 
 def test_sensor_timeout(harness: Harness, engine: Engine) -> None:
-    meta, state = harness.create(
-        engine, "airflow.sensors.python", "PythonSensor", python_callable={"__type": "callable", "__var": "task_callables.never"}, timeout=0
+    _, state = harness.create(
+        engine,
+        "airflow.sensors.python",
+        "PythonSensor",
+        python_callable={"__type": "callable", "__var": "task_callables.never"},
+        timeout=0,
     )
     assert (state.phase, state.reason, state.retryable) == (Phase.FAILED, "SensorTimeout", False)
 
@@ -118,7 +123,12 @@ def test_sensor_soft_fail_skips_on_timeout(harness: Harness, engine: Engine) -> 
 def test_deferrable_sensor_timeout(harness: Harness, engine: Engine, tmp_path: Path) -> None:
     """A deferred sensor's own timeout becomes the deferral's timeout: SensorTimeout, as in Airflow."""
     meta, _ = harness.create(
-        engine, "airflow.sensors.filesystem", "FileSensor", filepath=str(tmp_path / "never"), poke_interval=0.1, timeout=0.5
+        engine,
+        "airflow.sensors.filesystem",
+        "FileSensor",
+        filepath=str(tmp_path / "never"),
+        poke_interval=0.1,
+        timeout=0.5,
     )
     state = harness.finish(engine, meta)
     assert (state.reason, state.retryable) == ("SensorTimeout", False)
@@ -130,7 +140,12 @@ def test_sql_sensor_on_sqlite(harness: Harness, engine: Engine, tmp_path: Path) 
         db.execute("create table ready (id integer)")
     run = run_info(connections={"local_sqlite": f'{{"conn_type": "sqlite", "host": "{database}"}}'})
     meta, state = harness.create(
-        engine, "airflow.providers.common.sql.sensors.sql", "SqlSensor", run, conn_id="local_sqlite", sql="select count(*) from ready"
+        engine,
+        "airflow.providers.common.sql.sensors.sql",
+        "SqlSensor",
+        run,
+        conn_id="local_sqlite",
+        sql="select count(*) from ready",
     )
     assert state.reason == "Waiting", state.message
     with sqlite3.connect(database) as db:
@@ -142,7 +157,13 @@ def test_http_sensor_with_a_connection_from_run_info(harness: Harness, engine: E
     """HttpSensor defers to HttpSensorTrigger, which looks the connection up inside the trigger."""
     run = run_info(connections={"local_http": web.uri})
     meta, state = harness.create(
-        engine, "airflow.providers.http.sensors.http", "HttpSensor", run, http_conn_id="local_http", endpoint="/ready", poke_interval=0.1
+        engine,
+        "airflow.providers.http.sensors.http",
+        "HttpSensor",
+        run,
+        http_conn_id="local_http",
+        endpoint="/ready",
+        poke_interval=0.1,
     )
     assert state.reason == "Deferred", state.message
     web.ready.set()
@@ -151,7 +172,13 @@ def test_http_sensor_with_a_connection_from_run_info(harness: Harness, engine: E
 
 def test_http_sensor_in_poke_mode(harness: Harness, engine: Engine, web: WebServer) -> None:
     run = run_info(connections={"local_http": web.uri})
-    meta, state = harness.create(
-        engine, "airflow.providers.http.sensors.http", "HttpSensor", run, http_conn_id="local_http", endpoint="/health", deferrable=False
+    _, state = harness.create(
+        engine,
+        "airflow.providers.http.sensors.http",
+        "HttpSensor",
+        run,
+        http_conn_id="local_http",
+        endpoint="/health",
+        deferrable=False,
     )
     assert state.reason == "Completed", state.message
