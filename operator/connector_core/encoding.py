@@ -31,9 +31,11 @@ from typing import Any
 
 import cloudpickle
 from airflowtask.connector_core import typed
+from airflowtask.connector_core.model import Phase
 from airflowtask.connector_core.spec import AirflowObj
 
 VERSION = 1
+_PHASES = frozenset(phase.value for phase in Phase)
 
 
 class MetadataError(ValueError):
@@ -151,8 +153,8 @@ def _from_document(document: dict[str, Any]) -> AirflowMetadata:
         module, _, name = _text(trigger["classpath"]).rpartition(".")
         airflow_trigger = AirflowObj(module, name, _dict(typed.decode(trigger["kwargs"], "trigger.kwargs")))
     outcome = document.get("outcome")
-    if outcome is not None and not isinstance(outcome, dict):
-        raise TypeError("outcome must be an object")
+    if outcome is not None and (not isinstance(outcome, dict) or outcome.get("phase") not in _PHASES):
+        raise TypeError("outcome must be an object with a phase")
     next_kwargs = typed.decode(document.get("next_kwargs"), "next_kwargs")
     return AirflowMetadata(
         airflow_operator=AirflowObj(

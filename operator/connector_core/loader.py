@@ -57,6 +57,8 @@ class Loader:
         cls = self._import(obj.module, obj.name)
         parameters = self.resolve(obj.parameters)
         what = f"{obj.module}.{obj.name}"
+        if not isinstance(parameters, dict):
+            raise LoadError(Reason.INVALID_PARAMETERS, f"the parameters of {what} must be an object")
         if isinstance(cls, type) and issubclass(cls, BaseOperator):
             return self._operator(cls, parameters, task_id, what)
         if isinstance(cls, type) and issubclass(cls, BaseTrigger):

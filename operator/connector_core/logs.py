@@ -10,6 +10,7 @@ process's normal log output.
 from __future__ import annotations
 
 import logging
+import sys
 from collections import deque
 from contextvars import ContextVar
 from typing import Any
@@ -46,7 +47,7 @@ def _structlog_line(event: dict[str, Any]) -> str:
     if extras:
         line += f" {extras}"
     if exc_info := event.get("exc_info"):
-        exception = exc_info if isinstance(exc_info, BaseException) else None
+        exception = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if exception is not None:
             line += f" ({type(exception).__name__}: {exception})"
     return line.strip()

@@ -22,8 +22,9 @@ def free_port() -> int:
 class OperatorProcess:
     """``python -m airflowtask run`` with a given environment; logs go to a file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, port: int | None = None) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: Path, port: int | None = None, verbose: bool = True) -> None:
         self.env = dict(env)
+        self.verbose = verbose
         self.log_path = log_path
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -32,7 +33,7 @@ class OperatorProcess:
         """Start and wait until the liveness endpoint answers."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "airflowtask", "run", "--verbose",
+            [sys.executable, "-P", "-m", "airflowtask", "run", *(["--verbose"] if self.verbose else []),
              "--liveness", f"http://127.0.0.1:{self.port}/healthz"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.log_path.parent,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import urllib.request
+from pathlib import Path
 
 import pytest
 from airflowtask.metrics import Metrics
@@ -126,3 +127,11 @@ def test_only_documented_airflowtask_series() -> None:
         "airflowtask_triggers_running",
         "airflowtask_worker_pool_in_use",
     }
+
+
+def test_every_series_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    for family in text_string_to_metric_families(Metrics(process_metrics=False).exposition()):
+        if family.name.startswith("airflowtask_") and not family.name.endswith("_created"):
+            name = family.name + ("_total" if family.type == "counter" else "")
+            assert f"`{name}`" in docs, name

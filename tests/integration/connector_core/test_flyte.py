@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import pendulum
 import pytest
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflowtask.connector_core import AirflowMetadata, Engine
-from airflowtask.connector_core.flyte import AirflowConnector
+from airflowtask.connector_core.flyte import AirflowConnector, get_log_links
 from airflowtask.connector_core.model import DEFAULT_ALLOWED_MODULES
 from conftest import TEST_MODULES, Harness, make_config
 from flyte_grpc import ConnectorClient, ConnectorServer, load_template, phase_name
@@ -133,3 +135,12 @@ def test_slow_create_does_not_stall_other_requests(client: ConnectorClient) -> N
     client.get(meta)
     assert time.monotonic() - started < 0.5
     client.delete(meta)
+
+
+def test_get_log_links_keeps_the_seed_signature() -> None:
+
+    class DataprocSubmitJobOperator:
+        region, project_id, job_id = "r", "p", "j-2"
+
+    links = get_log_links(DataprocSubmitJobOperator(), DateTimeTrigger(moment=pendulum.now("UTC")))
+    assert [(link.name, link.uri.split("/jobs/")[1].split("/")[0]) for link in links] == [("Dataproc Console", "j-2")]

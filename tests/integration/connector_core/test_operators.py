@@ -213,3 +213,38 @@ def test_a_slow_poke_does_not_delay_other_tasks(harness: Harness) -> None:
     fast_seconds, lag = harness.run(scenario())
     assert fast_seconds < 1.0
     assert lag < 0.1
+
+
+def test_get_answers_at_once_and_wait_wakes_when_the_trigger_fires(harness: Harness, engine: Engine) -> None:
+    """Seed defect 7: get() does not rebuild the trigger and wait 2 s; completion is seen when it happens."""
+    fire_at = time.time() + 0.5
+    meta, state = harness.create(engine, "task_callables", "DeferringOperator", trigger="at", at=fire_at)
+    assert state.reason == "Deferred"
+    started = time.monotonic()
+    assert harness.run(engine.get(meta, run=run_info())).reason == "Deferred"
+    assert time.monotonic() - started < 0.05
+
+    async def until_finished() -> float:
+        while not (await engine.get(meta, run=run_info())).finished:
+            await engine.wait(meta, timeout=30)
+        return time.time()
+
+    assert harness.run(until_finished()) - fire_at < 0.3
+    assert engine.metrics(meta)["trigger_wait_seconds"] > 0.3
+
+
+def test_delete_kills_a_running_execute(harness: Harness) -> None:
+    engine = harness.engine(create_wait_seconds=0.2)
+    meta, state = harness.create(engine, "airflow.operators.bash", "BashOperator", bash_command="sleep 30")
+    assert state.reason == "Executing"
+    started = time.monotonic()
+    harness.run(engine.delete(meta))
+
+    async def pool_drained() -> None:
+        while engine.pool_in_use():
+            await asyncio.sleep(0.05)
+
+    harness.run(asyncio.wait_for(pool_drained(), 5))
+    assert time.monotonic() - started < 5
+    assert harness.run(engine.get(meta, run=run_info())).reason == "Cancelled"
+    assert any("SIGTERM" in line for line in engine.logs(meta))
