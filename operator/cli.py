@@ -24,9 +24,10 @@ CRD = REPO / "crds" / "airflowtask.yaml"
 
 def run_operator(namespaces: Sequence[str], liveness: str | None, log_format: str, verbose: bool) -> None:
     """Run the kopf operator in this process until SIGINT/SIGTERM."""
-    import airflowtask.handlers  # noqa: F401  (registers the handlers)
+    import airflowtask.handlers  # noqa: F401  (registers the handlers; imports Airflow)
     import kopf
 
+    logging.getLogger().handlers.clear()  # Airflow installed a root handler on import; kopf's is the one we want
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
     kopf.run(
         standalone=True,
@@ -87,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airflowtask-operator", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the operator against the configured cluster")
-    run.add_argument("--namespace", "-n", action="append", default=[], help="watch only this namespace (repeatable)")
+    run.add_argument(
+        "--namespace", "-n", action="append", default=[],
+        help="watch only this namespace (repeatable; default: $AIRFLOWTASK_NAMESPACES, else all)",
+    )
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL ('' disables)")
     run.add_argument(
         "--log-format", choices=("plain", "json"), default=os.environ.get("AIRFLOWTASK_LOG_FORMAT", "plain")
@@ -98,8 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     local.add_argument("--once", action="store_true", help="exit when the manifests finished")
     local.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the manifests")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
     if args.command == "run":
-        run_operator(args.namespace, args.liveness or None, args.log_format, args.verbose)
+        if args.log_format == "json":  # before Airflow is first imported
+            os.environ.setdefault("AIRFLOW__LOGGING__JSON_LOGS", "True")
+        from airflowtask.settings import Settings
+
+        namespaces = args.namespace or Settings.from_env().namespaces
+        run_operator(namespaces, args.liveness or None, args.log_format, args.verbose)
         return 0
+    logging.basicConfig(level=logging.INFO)
     return dev(args.manifests, args.once, args.timeout)

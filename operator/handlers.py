@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import kopf
+from airflowtask import metrics
 from airflowtask.connector_core import Engine
 from airflowtask.kube import Kube, load_client_config
 from airflowtask.reconcile import Reconciler, TaskMemory
@@ -39,7 +40,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.networking.request_timeout = 60
     config = Settings.from_env()
     kube = Kube(load_client_config(), workers=config.api_workers)
-    memo.reconciler = Reconciler(Engine(config.engine), kube, config)
+    engine = Engine(config.engine)
+    memo.reconciler = Reconciler(engine, kube, config)
+    metrics.bind_engine(lambda: engine.running_triggers, engine.pool_in_use)
+    if config.metrics_port:
+        metrics.serve(config.metrics_port)
 
 
 @kopf.on.cleanup()
@@ -81,6 +86,15 @@ async def advance(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, stopped
     finally:
         watcher.cancel()
     _post(body, events)
+
+
+@kopf.on.event(*RESOURCE, id="metrics")
+def count_phase(type: str, body: kopf.Body, status: kopf.Status, **_: Any) -> None:
+    """Keep the tasks-by-phase gauge current, from every watch event (the initial listing included)."""
+    if type == "DELETED":
+        metrics.forget(body.metadata.uid)
+    else:
+        metrics.observe_phase(body.metadata.uid, status.get("phase"))
 
 
 @kopf.on.delete(*RESOURCE, id="cancel")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflowtask import metrics
 from airflowtask.connector_core import AirflowMetadata, Engine, Phase, RunInfo, TaskState
 from airflowtask.kube import Kube, SecretError
 from airflowtask.resource import AirflowTaskResource, ObservedStatus, format_time
@@ -75,7 +76,8 @@ class Reconciler:
         if task.deletion_policy == "Orphan":
             self.engine.forget(meta)
             return [Event("Normal", "Orphaned", "deletionPolicy is Orphan: the external job was left running")]
-        await self.engine.delete(meta, run=memory.run)
+        with metrics.connector_call("delete"):
+            await self.engine.delete(meta, run=memory.run)
         self.engine.forget(meta)
         return [Event("Normal", "Cancelled", f"{task.operator.name} was cancelled because the AirflowTask was deleted")]
 
@@ -140,6 +142,8 @@ class _Step:
         patch = merge_patch(self.current, new)
         if patch:
             await self.kube.patch_status(self.task.namespace, self.task.name, patch)
+        if new["phase"] == "Failed" and self.current.get("phase") != "Failed":
+            metrics.count_failure(new["reason"])
         event = transition_event(self.current, new)
         if event:
             self.events.append(event)
@@ -179,7 +183,8 @@ class _Step:
             nextAttemptTime=None,
             completionTime=None,
         )
-        meta, state = await self.engine.create(self.task.operator, task_id=self.task.task_id, run=run)
+        with metrics.connector_call("create"):
+            meta, state = await self.engine.create(self.task.operator, task_id=self.task.task_id, run=run)
         self.memory.meta = meta
         await self._settle(meta, state)
 
@@ -196,7 +201,8 @@ class _Step:
             # First look in this process (after a restart): get() brings the trigger back with the
             # task's connections before anything waits on it.
             self.memory.meta = meta
-            state = await self.engine.get(meta, run=run)
+            with metrics.connector_call("get"):
+                state = await self.engine.get(meta, run=run)
             if state.finished:
                 await self._settle(meta, state)
                 return
@@ -205,7 +211,8 @@ class _Step:
             timeout = min(timeout, _seconds_until(deadline))
         if self.stop is not None and not await self._wait(self.engine.wait(meta, timeout=timeout), timeout):
             return
-        state = await self.engine.get(meta, run=run)
+        with metrics.connector_call("get"):
+            state = await self.engine.get(meta, run=run)
         if not state.finished and deadline and _now() >= deadline:
             await self._exceed_deadline(observed)
             return
@@ -267,7 +274,8 @@ class _Step:
         meta = self.memory.meta or _decode(observed.resource_meta)
         cancelled = ""
         if meta is not None:
-            await self.engine.delete(meta, run=self.memory.run)
+            with metrics.connector_call("delete"):
+                await self.engine.delete(meta, run=self.memory.run)
             self.engine.forget(meta)
             cancelled = "; the external job was cancelled"
         await self._write(

@@ -39,6 +39,8 @@ class Settings:
     retry_backoff_max_seconds: int = 300
     api_workers: int = 16
     """Threads for Kubernetes API calls (status patches, Secret reads)."""
+    metrics_port: int = 0
+    """Port of the Prometheus endpoint; 0 disables it."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,4 +52,5 @@ class Settings:
             retry_backoff_seconds=_int("AIRFLOWTASK_RETRY_BACKOFF_SECONDS", cls.retry_backoff_seconds),
             retry_backoff_max_seconds=_int("AIRFLOWTASK_RETRY_BACKOFF_MAX_SECONDS", cls.retry_backoff_max_seconds),
             api_workers=_int("AIRFLOWTASK_API_WORKERS", cls.api_workers),
+            metrics_port=_int("AIRFLOWTASK_METRICS_PORT", cls.metrics_port),
         )

@@ -13,11 +13,12 @@ import pytest
 from airflowtask.controlplane import Kubectl as Cluster
 from cluster import open_cluster
 from kubetools import Kubectl
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = REPO / "tests" / "support"
 TEST_SIGNING_KEY = "e2e-signing-key-not-secret"
+OPERATOR_NAMESPACE = "airflowtask-system"
 
 
 @pytest.fixture(scope="session")
@@ -67,16 +68,28 @@ def operator_env(kubeconfig: str, base: dict[str, str]) -> dict[str, str]:
     }
 
 
+def operator_kubeconfig(cluster: Cluster, workdir: Path) -> Path:
+    """A kubeconfig for the operator's ServiceAccount, bound to exactly the RBAC in manifests/.
+
+    ``AIRFLOWTASK_TEST_OPERATOR_IDENTITY=admin`` runs the operator as the cluster admin instead.
+    """
+    if os.environ.get("AIRFLOWTASK_TEST_OPERATOR_IDENTITY") == "admin":
+        return cluster.kubeconfig
+    for manifest in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
+        cluster.kubectl("apply", "-n", OPERATOR_NAMESPACE, "-f", str(REPO / "manifests" / manifest))
+    token = cluster.mint_token(OPERATOR_NAMESPACE, "airflowtask-operator", duration="6h")
+    return cluster.kubeconfig_for_token(token, workdir / "operator.kubeconfig")
+
+
 @pytest.fixture(scope="session")
 def operator_process(
     cluster: Cluster, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """The operator as a separate process, clusterwide, for the whole session."""
-    process = OperatorProcess(
-        operator_env(str(cluster.kubeconfig), cluster.env),
-        tmp_path_factory.mktemp("operator") / "operator.log",
-        port=8080 if _port_8080_free() else None,
-    )
+    """The operator as a separate process, clusterwide, as its ServiceAccount, for the whole session."""
+    workdir = tmp_path_factory.mktemp("operator")
+    env = operator_env(str(operator_kubeconfig(cluster, workdir)), cluster.env)
+    env["AIRFLOWTASK_METRICS_PORT"] = str(free_port())
+    process = OperatorProcess(env, workdir / "operator.log", port=8080 if _port_8080_free() else None)
     process.start()
     yield process
     process.stop()
