@@ -57,11 +57,6 @@ class Allowlist:
             self._check(defined_in, f"{module}.{name} (defined in {defined_in})")
         return obj
 
-    def load_path(self, path: str) -> Any:
-        """Like :meth:`load` for a dotted ``package.module.Name`` path."""
-        module, _, name = path.rpartition(".")
-        return self.load(module, name)
-
     def _check(self, module: str, what: str) -> None:
         if not self.allows(module):
             raise NotAllowedError(

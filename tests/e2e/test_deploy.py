@@ -22,7 +22,7 @@ def test_manifests_pass_server_side_dry_run(kubectl: Kubectl, crd: None) -> None
 
 def test_operator_runs_as_its_service_account(operator: Any) -> None:
     kubeconfig = Path(operator.env["KUBECONFIG"]).read_text()
-    assert "token:" in kubeconfig, "the e2e operator should authenticate with its ServiceAccount token"
+    assert '"token":' in kubeconfig, "the e2e operator should authenticate with its ServiceAccount token"
 
 
 def test_metrics_endpoint_reports_tasks_and_connector_calls(kubectl: Kubectl, operator: Any, namespace: str) -> None:
