@@ -13,8 +13,8 @@ help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml constraints.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip uv==0.13.9
+	python3 -P -m venv $(VENV)
+	$(VENV)/bin/python -P -m pip install --quiet --upgrade pip uv==0.13.9
 	$(VENV)/bin/uv pip install --python $(VENV)/bin/python -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
@@ -51,8 +51,8 @@ CONTROLPLANE_DIR ?= .airflowtask/controlplane
 .PHONY: controlplane controlplane-up
 
 controlplane: venv  ## build (once) and cache the control plane binaries; prints their paths
-	$(PYTHON) -m airflowtask.controlplane build
+	$(PYTHON) -P -m airflowtask.controlplane build
 
 controlplane-up: venv  ## run a local control plane in the foreground until Ctrl-C; prints the KUBECONFIG export
-	$(PYTHON) -m airflowtask.controlplane up --dir $(CONTROLPLANE_DIR)
+	$(PYTHON) -P -m airflowtask.controlplane up --dir $(CONTROLPLANE_DIR)
 # ---- end of local control plane -----------------------------------------------------------------------
