@@ -41,18 +41,23 @@ def _kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.
     return subprocess.run(["kubectl", *args], env=env, text=True, capture_output=True, check=check)
 
 
-def _watch_examples(env: dict[str, str], manifests: Sequence[str], timeout: float) -> bool:
+def _watch_examples(env: dict[str, str], manifests: Sequence[str], timeout: float,
+                    operator: subprocess.Popen[bytes]) -> bool:
     """Apply the manifests and print ``kubectl get aft`` until every one finished; True if all did."""
     for manifest in manifests:
         print(_kubectl(env, "apply", "-f", manifest).stdout, end="", flush=True)
     deadline, last = time.monotonic() + timeout, ""
+    states = "jsonpath={range .items[*]}{.status.phase}/{.status.reason} {end}"
     while time.monotonic() < deadline:
-        table = _kubectl(env, "get", "aft", "-A").stdout
-        if table != last:
-            print(table, flush=True)
-            last = table
-        phases = _kubectl(env, "get", "aft", "-A", "-o", "jsonpath={.items[*].status.phase}").stdout.split()
-        if phases and len(phases) == len(table.splitlines()) - 1 and all(p in ("Succeeded", "Failed") for p in phases):
+        if operator.poll() is not None:
+            print(f"the operator exited with code {operator.returncode}", file=sys.stderr, flush=True)
+            return False
+        now = _kubectl(env, "get", "aft", "-A", "-o", states).stdout
+        if now != last:
+            print(_kubectl(env, "get", "aft", "-A").stdout, flush=True)
+            last = now
+        phases = [state.split("/")[0] for state in now.split()]
+        if phases and all(phase in ("Succeeded", "Failed") for phase in phases):
             return True
         time.sleep(1)
     return False
@@ -75,7 +80,7 @@ def dev(manifests: Sequence[str], once: bool, timeout: float) -> int:
         operator = subprocess.Popen([sys.executable, "-P", "-m", "airflowtask", "run"], env=env)
         stack.callback(operator.wait, 30)
         stack.callback(operator.terminate)
-        finished = _watch_examples(env, manifests, timeout) if manifests else True
+        finished = _watch_examples(env, manifests, timeout, operator) if manifests else True
         if once:
             return 0 if finished else 1
         print("operator running; Ctrl-C to stop", flush=True)
