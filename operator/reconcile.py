@@ -242,6 +242,7 @@ class _Step:
         if retryable and attempts <= self.task.backoff_limit:
             delay = min(self.settings.retry_backoff_seconds * 2 ** max(attempts - 1, 0),
                         self.settings.retry_backoff_max_seconds)
+            self.memory.meta = None
             await self._write(
                 phase="Pending",
                 reason="Retrying",

@@ -142,7 +142,7 @@ class AirflowTaskConnector(AsyncConnectorBase):
                 obj,
                 name=naming.object_name(task),
                 namespace=namespace,
-                labels=naming.labels(task, task_name),
+                labels=naming.labels(task),
                 annotations=naming.annotations(task),
                 connections=connections_for(obj.parameters, self.config.connections),
                 active_deadline_seconds=_timeout_seconds(task_template),

@@ -1,9 +1,10 @@
 """Names, labels and annotations of the AirflowTask made for one Flyte task execution (pure logic).
 
-The object's name is derived from the task execution id (project, domain, execution name, node id, retry
+The object's name is derived from the task execution (project, domain, execution name, node id, retry
 attempt) so that a retried CreateTask finds the object the first one made: a readable part, then a hash of
-the whole id, a DNS-1123 label of at most 63 characters. Labels carry the id for ``kubectl get -l``
-(sanitized, so lossy); the annotation :data:`EXECUTION_ANNOTATION` carries it exactly.
+those five, a DNS-1123 label of at most 63 characters. Labels carry the id for ``kubectl get -l``
+(sanitized, so lossy); the annotation :data:`EXECUTION_ANNOTATION` carries it exactly, with the task's
+name and version, and decides whether an existing object with that name was made for this execution.
 """
 
 from __future__ import annotations
@@ -33,23 +34,27 @@ class TaskExecutionId:
     execution: str
     node_id: str
     retry_attempt: int
+    task_name: str = ""
+    task_version: str = ""
 
     @classmethod
     def from_metadata(cls, metadata: Any) -> TaskExecutionId:
         """From flytekit's TaskExecutionMetadata (model or protobuf)."""
         task_execution = metadata.task_execution_id
         node = task_execution.node_execution_id
-        execution = node.execution_id
-        return cls(execution.project, execution.domain, execution.name, node.node_id, task_execution.retry_attempt)
+        execution, task_id = node.execution_id, task_execution.task_id
+        return cls(execution.project, execution.domain, execution.name, node.node_id, task_execution.retry_attempt,
+                   task_id.name, task_id.version)
 
     def key(self) -> str:
-        """The exact id as compact JSON: the annotation's value and the hash's input."""
+        """The exact id as compact JSON: the annotation's value."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
 
 def object_name(task: TaskExecutionId) -> str:
     """``<execution>-<node>-<retry>-<hash>``, lowercased, truncated before the hash to fit 63 characters."""
-    digest = hashlib.sha256(task.key().encode()).hexdigest()[:HASH_LENGTH]
+    attempt = [task.project, task.domain, task.execution, task.node_id, task.retry_attempt]
+    digest = hashlib.sha256(json.dumps(attempt).encode()).hexdigest()[:HASH_LENGTH]
     readable = _NOT_NAME.sub("-", f"{task.execution}-{task.node_id}-{task.retry_attempt}".lower())
     readable = readable[: MAX_NAME - HASH_LENGTH - 1].strip("-")
     return f"{readable}-{digest}" if readable else f"aft-{digest}"
@@ -61,7 +66,7 @@ def label_value(value: str) -> str:
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
 
 
-def labels(task: TaskExecutionId, task_name: str) -> dict[str, str]:
+def labels(task: TaskExecutionId) -> dict[str, str]:
     """Labels that select by Flyte project, domain, execution, node, attempt and task name."""
     values = {
         "flyte-project": task.project,
@@ -69,7 +74,7 @@ def labels(task: TaskExecutionId, task_name: str) -> dict[str, str]:
         "flyte-execution": task.execution,
         "flyte-node": task.node_id,
         "flyte-retry-attempt": str(task.retry_attempt),
-        "flyte-task": task_name,
+        "flyte-task": task.task_name,
     }
     return {"app.kubernetes.io/managed-by": MANAGED_BY} | {
         PREFIX + key: label_value(value) for key, value in values.items()
