@@ -6,11 +6,45 @@ flytekitplugins-airflow's). Importing this package sets ``AIRFLOW_HOME`` to a te
 it is unset.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from airflowtask.connector_core import _environment  # noqa: F401  (must run before Airflow is imported)
-from airflowtask.connector_core.encoding import AirflowMetadata, MetadataError, Sealed, SignatureError
-from airflowtask.connector_core.engine import Engine
-from airflowtask.connector_core.model import EngineConfig, LogLink, Phase, Reason, RunInfo, TaskState
-from airflowtask.connector_core.spec import AirflowObj, SpecError, from_flyte_custom, from_spec
+
+if TYPE_CHECKING:
+    from airflowtask.connector_core.encoding import AirflowMetadata, MetadataError, Sealed, SignatureError
+    from airflowtask.connector_core.engine import Engine
+    from airflowtask.connector_core.model import EngineConfig, LogLink, Phase, Reason, RunInfo, TaskState
+    from airflowtask.connector_core.spec import AirflowObj, SpecError, from_flyte_custom, from_spec
+
+# The public names and the modules that define them, imported on first use (PEP 562) so that reading a
+# spec (spec, typed) does not import Airflow and the engine.
+_HOMES = {
+    "AirflowMetadata": "encoding",
+    "MetadataError": "encoding",
+    "Sealed": "encoding",
+    "SignatureError": "encoding",
+    "Engine": "engine",
+    "EngineConfig": "model",
+    "LogLink": "model",
+    "Phase": "model",
+    "Reason": "model",
+    "RunInfo": "model",
+    "TaskState": "model",
+    "AirflowObj": "spec",
+    "SpecError": "spec",
+    "from_flyte_custom": "spec",
+    "from_spec": "spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AirflowMetadata",

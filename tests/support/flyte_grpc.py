@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core import execution_pb2, identifier_pb2, literals_pb2, tasks_pb2
 from flyteidl.service import agent_pb2_grpc
 from google.protobuf import json_format
+from process_group import stop_group
 
 SUPPORT_DIR = Path(__file__).resolve().parent
 FIXTURES_DIR = SUPPORT_DIR.parent / "fixtures" / "flyte"
@@ -203,19 +203,7 @@ class ConnectorServer:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL after ``grace`` seconds; leaves no strays."""
-        if self.process is None:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self.process.wait()
+        stop_group(self.process, grace)
 
     @property
     def running(self) -> bool:
