@@ -29,9 +29,10 @@ from typing import Any
 import kubernetes
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "support"))
+sys.path[:0] = [str(REPO / "tests" / "support"), str(REPO / "bench")]
 
-from airflowtask.controlplane import Kubectl, LocalControlPlane  # noqa: E402
+from airflowtask.controlplane import Kubectl  # noqa: E402
+from benchcluster import open_cluster  # noqa: E402
 from localjob import JobService  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
 
@@ -216,12 +217,7 @@ def main() -> None:
     sizes = args.n or [200, 1000]
     workdir = Path(tempfile.mkdtemp(prefix="aft-bench-"))
     with ExitStack() as stack:
-        if os.environ.get("KUBECONFIG"):
-            cluster = Kubectl(Path(os.environ["KUBECONFIG"]))
-        else:
-            cluster = stack.enter_context(LocalControlPlane(workdir / "controlplane"))
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "airflowtask.yaml"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/airflowtasks.airflowtask.dev")
+        cluster = open_cluster(stack, workdir)
         api_client = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))
         api_client.configuration.connection_pool_maxsize = 32
         api = kubernetes.client.CustomObjectsApi(api_client)

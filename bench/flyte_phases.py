@@ -19,7 +19,6 @@ control plane (cached binaries).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import time
@@ -29,9 +28,9 @@ from pathlib import Path
 import grpc
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "support"))
+sys.path[:0] = [str(REPO / "tests" / "support"), str(REPO / "bench")]
 
-from airflowtask.controlplane import Kubectl, LocalControlPlane  # noqa: E402
+from benchcluster import open_cluster  # noqa: E402
 from flyte_grpc import (  # noqa: E402
     TERMINAL_PHASES,
     ConnectorClient,
@@ -82,12 +81,7 @@ def main() -> None:
     fixtures = fixture_index()["fixtures"]
     names = [entry["name"] for entry in fixtures]
     with ExitStack() as stack:
-        if os.environ.get("KUBECONFIG"):
-            cluster = Kubectl(Path(os.environ["KUBECONFIG"]))
-        else:
-            cluster = stack.enter_context(LocalControlPlane(workdir / "controlplane"))
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "airflowtask.yaml"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/airflowtasks.airflowtask.dev")
+        cluster = open_cluster(stack, workdir)
         services = stack.enter_context(FixtureServices())
         cluster.kubectl("create", "namespace", NAMESPACE, check=False)
         cluster.kubectl("apply", "-f", "-", input=json.dumps(services.secret(NAMESPACE, SECRET)))

@@ -190,7 +190,8 @@ class Engine:
 
     @property
     def running_triggers(self) -> int:
-        return sum(1 for task in self._tasks.values() if task.trigger is not None)
+        """Triggers running now; safe to read from another thread (the metrics server)."""
+        return sum(1 for task in list(self._tasks.values()) if task.trigger is not None)
 
     def pool_in_use(self) -> int:
         return self._busy
