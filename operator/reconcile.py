@@ -41,6 +41,16 @@ class TaskMemory:
     run: RunInfo | None = None
     meta: AirflowMetadata | None = None
 
+    def current(self, body_status: dict[str, Any]) -> dict[str, Any]:
+        """The freshest status known: the one last written here, else the watched one."""
+        return self.status if self.status is not None else dict(body_status)
+
+    def metadata(self, resource_meta: str | None) -> AirflowMetadata | None:
+        """The task's metadata: held in memory, else decoded from status (ValueError if unreadable)."""
+        if self.meta is None and resource_meta:
+            return AirflowMetadata.decode(resource_meta.encode())
+        return self.meta
+
 
 class Reconciler:
     """Advances AirflowTask objects; one per operator process."""
@@ -60,17 +70,16 @@ class Reconciler:
     ) -> list[Event]:
         """Take the next step for ``task``; with ``stop``, first wait for news until it is set."""
         async with memory.lock:
-            current = memory.status if memory.status is not None else dict(body_status)
-            return await _Step(self, task, memory, current, stop).advance()
+            return await _Step(self, task, memory, memory.current(body_status), stop).advance()
 
     async def cancel(self, task: AirflowTaskResource, body_status: dict[str, Any], memory: TaskMemory) -> list[Event]:
         """On deletion: cancel the external job unless the policy is Orphan. Raises to be retried."""
         async with memory.lock:
-            return await self._cancel(task, memory.status if memory.status is not None else dict(body_status), memory)
+            return await self._cancel(task, memory.current(body_status), memory)
 
     async def _cancel(self, task: AirflowTaskResource, current: dict[str, Any], memory: TaskMemory) -> list[Event]:
         observed = ObservedStatus.parse(current)
-        meta = memory.meta or _decode(observed.resource_meta)
+        meta = memory.metadata(observed.resource_meta)
         if meta is None or observed.finished:
             return []
         if task.deletion_policy == "Orphan":
@@ -88,10 +97,6 @@ class Reconciler:
         if task.ttl_seconds_after_finished is None or not task.status.finished or finished is None:
             return None
         return finished.timestamp() + task.ttl_seconds_after_finished - _now().timestamp()
-
-
-def _decode(resource_meta: str | None) -> AirflowMetadata | None:
-    return AirflowMetadata.decode(resource_meta.encode()) if resource_meta else None
 
 
 class _Step:
@@ -190,7 +195,7 @@ class _Step:
 
     async def _observe(self, observed: ObservedStatus, *, deadline: datetime | None) -> None:
         try:
-            meta = self.memory.meta or _decode(observed.resource_meta)
+            meta = self.memory.metadata(observed.resource_meta)
         except ValueError as error:
             await self._finish_failed("InvalidResourceMeta", f"status.resourceMeta cannot be read: {error}", False)
             return
@@ -227,12 +232,12 @@ class _Step:
             "logs": log_tail(self.engine.logs(meta), self.settings.log_tail_lines),
             "logLinks": [{"name": link.name, "uri": link.uri} for link in state.log_links] or None,
         }
-        if state.phase is Phase.FAILED:
+        if state.finished:
             self.engine.forget(meta)
+        if state.phase is Phase.FAILED:
             await self._finish_failed(state.reason, state.message, state.retryable, **fields)
             return
         if state.finished:
-            self.engine.forget(meta)
             fields["completionTime"] = format_time(_now())
         await self._write(phase=state.phase.value, reason=state.reason, message=state.message, **fields)
 
@@ -272,7 +277,7 @@ class _Step:
         )
 
     async def _exceed_deadline(self, observed: ObservedStatus) -> None:
-        meta = self.memory.meta or _decode(observed.resource_meta)
+        meta = self.memory.metadata(observed.resource_meta)
         cancelled = ""
         if meta is not None:
             with metrics.connector_call("delete"):
