@@ -79,8 +79,14 @@ class Reconciler:
 
     async def _cancel(self, task: AirflowTaskResource, current: dict[str, Any], memory: TaskMemory) -> list[Event]:
         observed = ObservedStatus.parse(current)
-        meta = memory.metadata(observed.resource_meta)
-        if meta is None or observed.finished:
+        if observed.finished:
+            return []
+        try:
+            meta = memory.metadata(observed.resource_meta)
+        except ValueError as error:
+            return [Event("Warning", "CannotCancel",
+                          f"status.resourceMeta cannot be read ({error}); no external job was cancelled")]
+        if meta is None:
             return []
         if task.deletion_policy == "Orphan":
             self.engine.forget(meta)
@@ -277,8 +283,12 @@ class _Step:
         )
 
     async def _exceed_deadline(self, observed: ObservedStatus) -> None:
-        meta = self.memory.metadata(observed.resource_meta)
-        cancelled = ""
+        try:
+            meta = self.memory.metadata(observed.resource_meta)
+        except ValueError as error:
+            meta, cancelled = None, f"; no external job was cancelled: status.resourceMeta cannot be read ({error})"
+        else:
+            cancelled = ""
         if meta is not None:
             with metrics.connector_call("delete"):
                 await self.engine.delete(meta, run=self.memory.run)

@@ -40,3 +40,22 @@ def test_killed_while_executing_retries_only_when_allowed_and_says_so(
     status = kubectl.wait_phase("retried", namespace, "Succeeded", timeout=90)["status"]
     assert status["attempts"] == 2
     assert status["result"] == "done"
+
+
+def test_unreadable_metadata_never_blocks_deletion(kubectl: Kubectl, operator: Any, namespace: str) -> None:
+    kubectl.apply(airflow_task("tampered", namespace, *SLEEP), airflow_task("failed", namespace, *SLEEP))
+    for name in ("tampered", "failed"):
+        kubectl.wait_task(name, namespace, _reason("Executing"))
+    operator.kill()
+    for name in ("tampered", "failed"):
+        kubectl("patch", "aft", name, "-n", namespace, "--subresource=status", "--type=merge",
+                "-p", '{"status": {"resourceMeta": "not json"}}')
+    kubectl("delete", "aft", "tampered", "-n", namespace, "--wait=false")
+    operator.start()
+    kubectl.wait_gone("airflowtasks.airflowtask.dev", "tampered", namespace, timeout=60)
+    assert ("Warning", "CannotCancel") in [(t, r) for t, r, _ in kubectl.events("tampered", namespace)]
+    status = kubectl.wait_phase("failed", namespace, "Failed", timeout=60)["status"]
+    assert status["reason"] == "InvalidResourceMeta"
+    assert "status.resourceMeta cannot be read" in status["message"]
+    kubectl("delete", "aft", "failed", "-n", namespace, "--timeout=60s")
+    assert not kubectl.exists("airflowtasks.airflowtask.dev", "failed", namespace)
