@@ -30,7 +30,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def kubectl(cluster: Cluster) -> Kubectl:
-    return Kubectl(cluster.env)
+    return Kubectl(cluster)
 
 
 @pytest.fixture(scope="session")

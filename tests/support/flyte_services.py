@@ -9,35 +9,26 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from local_http import JsonHandler, LocalServer
 from localjob import JobService
 
 FIXTURE_DIR = Path("/tmp/airflowtask-fixtures")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     def do_GET(self) -> None:
         known = self.path.lstrip("/") in ("health", "data")
-        body = json.dumps({"ok": True} if known else {"error": "not found"}).encode()
-        self.send_response(200 if known else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.reply(200 if known else 404, {"ok": True} if known else {"error": "not found"})
 
 
 class FixtureServices:
     """Files and services for every fixture of tests/fixtures/flyte/index.json."""
 
     def __init__(self) -> None:
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.http = LocalServer(_Handler)
         self.jobs = JobService()
 
     def __enter__(self) -> FixtureServices:
@@ -46,21 +37,19 @@ class FixtureServices:
         with sqlite3.connect(FIXTURE_DIR / "ready.db") as db:
             db.execute("create table if not exists ready (id integer)")
             db.execute("insert into ready values (1)")
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.http.start()
         self.jobs.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.jobs.stop()
-        self.http.shutdown()
-        self.http.server_close()
+        self.http.stop()
 
     @property
     def connections(self) -> dict[str, str]:
         """conn_id -> Airflow connection (URI or JSON) for the connections the fixtures name."""
-        host, port = self.http.server_address[:2]
         sqlite = {"conn_type": "sqlite", "host": str(FIXTURE_DIR / "ready.db")}
-        return {"local_http": f"http://{host}:{port}", "local_sqlite": json.dumps(sqlite), "local_jobs": self.jobs.url}
+        return {"local_http": self.http.url, "local_sqlite": json.dumps(sqlite), "local_jobs": self.jobs.url}
 
     def airflow_env(self) -> dict[str, str]:
         """The connections as ``AIRFLOW_CONN_*`` variables (plus ``fs_default``), for an in-process connector."""

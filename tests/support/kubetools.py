@@ -9,21 +9,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
+from airflowtask.controlplane import Kubectl as Cluster
 
 AFT = "airflowtasks.airflowtask.dev"
 
 
 class Kubectl:
-    """Runs kubectl with a fixed environment (KUBECONFIG, PATH)."""
+    """kubectl against one cluster, with the reads and waits the tests repeat."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = dict(env)
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
 
     def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["kubectl", *args], env=self.env, input=input, text=True, capture_output=True)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
-        return result
+        """Run kubectl; raise KubectlError (with kubectl's stderr) on failure if ``check``."""
+        return self.cluster.kubectl(*args, check=check, input=input)
 
     def apply(self, *manifests: Mapping[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
         return self("apply", "-f", "-", input=yaml.safe_dump_all(list(manifests)), check=check)

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from local_http import JsonHandler, LocalServer
 
 
 @dataclass
@@ -49,52 +48,38 @@ class JobService:
         self.jobs: dict[str, Job] = {}
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 job = Job(uuid.uuid4().hex[:8], time.monotonic() + float(body.get("duration", 0)), body.get("result"))
                 service.jobs[job.id] = job
-                self._reply(201, {"id": job.id})
+                self.reply(201, {"id": job.id})
 
             def do_GET(self) -> None:
                 job = service.jobs.get(self.path.rsplit("/", 1)[-1])
                 if job is None:
-                    self._reply(404, {"error": "no such job"})
+                    self.reply(404, {"error": "no such job"})
                 else:
-                    self._reply(200, {"id": job.id, "state": job.state, "result": job.result})
+                    self.reply(200, {"id": job.id, "state": job.state, "result": job.result})
 
             def do_DELETE(self) -> None:
                 job = service.jobs.get(self.path.rsplit("/", 1)[-1])
                 if job is not None and job.state == "running":
                     job.cancelled = True
-                self._reply(200 if job else 404, {"cancelled": bool(job and job.cancelled)})
+                self.reply(200 if job else 404, {"cancelled": bool(job and job.cancelled)})
 
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = LocalServer(Handler)
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.server.url
 
     def start(self) -> JobService:
-        self.thread.start()
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def __enter__(self) -> JobService:
         return self.start()

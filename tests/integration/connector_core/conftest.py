@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
 from airflowtask.connector_core import AirflowMetadata, AirflowObj, Engine, EngineConfig, RunInfo, TaskState
 from airflowtask.connector_core.model import DEFAULT_ALLOWED_MODULES
+from local_http import JsonHandler, LocalServer
 
 T = TypeVar("T")
 TEST_MODULES = ("localjob", "task_callables")
@@ -91,38 +90,26 @@ class WebServer:
         self.ready = threading.Event()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 routes: dict[str, Callable[[], tuple[int, Any]]] = {
                     "/health": lambda: (200, {"ok": True}),
                     "/ready": lambda: (200, {"ready": True}) if server.ready.is_set() else (404, {"ready": False}),
                     "/data": lambda: (200, {"value": 42}),
                 }
-                status, body = routes.get(self.path, lambda: (404, {}))()
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(*routes.get(self.path, lambda: (404, {}))())
 
             do_POST = do_GET
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = LocalServer(Handler)
+        self.http.start()
 
     @property
     def uri(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.http.url
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.http.stop()
 
 
 @pytest.fixture
