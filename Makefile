@@ -7,7 +7,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test test-unit test-integration test-e2e lint lock
+.PHONY: help venv run run-local test test-unit test-integration test-e2e lint lock
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)  ## create .venv from pyproject.toml, pinned by constraints.txt
 
-run: venv controlplane  ## start the operator (local control plane unless KUBECONFIG is set), run an example, keep running
+run: venv controlplane  ## local cluster with a node (unless KUBECONFIG is set), operator from manifests/, an example, keep running
 	$(VENV)/bin/airflowtask-operator dev examples/bash-hello.yaml
+
+run-local: venv controlplane  ## the faster loop: control plane only, the operator as a local process
+	$(VENV)/bin/airflowtask-operator dev --local-process examples/bash-hello.yaml
 
 test: venv controlplane lint  ## the whole suite
 	$(VENV)/bin/pytest -ra
@@ -42,7 +45,8 @@ lock: venv  ## re-resolve constraints.txt from pyproject.toml
 	$(VENV)/bin/uv pip compile --python-version 3.11 --extra test pyproject.toml -o constraints.txt --no-header
 
 
-# ---- local control plane (etcd, kube-apiserver, kube-controller-manager, kubectl) ----------------------
+# ---- local cluster (etcd, kube-apiserver, kube-controller-manager, kubectl; a node: kube-scheduler, kubelet,
+# kube-proxy, containerd, runc) ---------------------------------------------------------------------------
 # Built from source with Go and cached in $${AIRFLOWTASK_CACHE:-~/.cache/airflowtask-operator}/controlplane
 # (see operator/controlplane/). Needs the package installed in $(PYTHON)'s environment.
 PYTHON ?= .venv/bin/python
@@ -50,9 +54,9 @@ CONTROLPLANE_DIR ?= .airflowtask/controlplane
 
 .PHONY: controlplane controlplane-up
 
-controlplane: venv  ## build (once) and cache the control plane binaries; prints their paths
+controlplane: venv  ## build (once) and cache the cluster's binaries; prints their paths
 	$(PYTHON) -P -m airflowtask.controlplane build
 
-controlplane-up: venv  ## run a local control plane in the foreground until Ctrl-C; prints the KUBECONFIG export
+controlplane-up: venv  ## run a local cluster in the foreground until Ctrl-C; prints the KUBECONFIG export
 	$(PYTHON) -P -m airflowtask.controlplane up --dir $(CONTROLPLANE_DIR)
 # ---- end of local control plane -----------------------------------------------------------------------

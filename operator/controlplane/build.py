@@ -1,8 +1,10 @@
-"""Build etcd, kube-apiserver, kube-controller-manager and kubectl from the Go module proxy, and cache them.
+"""Build the local cluster's binaries from the Go module proxy, and cache them.
 
-Each upstream ``main`` package is built from a throw-away wrapper module whose go.mod is derived from
-the upstream go.mod of the pinned version (see :mod:`.gomod`). Binaries land in a per-version cache
-folder outside the repository; the folder appears only once every binary is built (rename).
+Two sets, each cached in a folder of its own keyed by its versions: the control plane (etcd, kube-apiserver,
+kube-controller-manager, kubectl) and the node (kube-scheduler, kubelet, kube-proxy, containerd, its runc
+shim, ctr, runc). Each upstream ``main`` package is built from a throw-away wrapper module whose go.mod is
+derived from the upstream go.mod of the pinned version (see :mod:`.gomod`). A set's folder appears only once
+every binary in it is built (rename).
 """
 
 from __future__ import annotations
@@ -19,21 +21,24 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gomod
+from . import gomod, host
 from .versions import (
+    CONTAINERD_MODULE,
+    CONTAINERD_VERSION,
     ETCD_MODULE,
     ETCD_VERSION,
     KUBERNETES_MODULE,
     KUBERNETES_VERSION,
+    RUNC_MODULE,
+    RUNC_VERSION,
     cache_key,
+    node_cache_key,
     staging_version,
 )
 
-KUBERNETES_BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl")
-BINARIES = ("etcd", *KUBERNETES_BINARIES)
 _HEARTBEAT_SECONDS = 60
 _TAIL_LINES = 40
 
@@ -69,6 +74,7 @@ class _Module:
     ldflags: str
     tags: str
     binaries: dict[str, str]  # binary name -> package path
+    cgo: bool = False
 
 
 def _kubernetes_ldflags() -> str:
@@ -78,7 +84,31 @@ def _kubernetes_ldflags() -> str:
     return " ".join(["-s", "-w"] + [f"-X {pkg}.{key}={val}" for pkg in pkgs for key, val in values.items()])
 
 
-_MODULES = (
+def _kubernetes(*names: str) -> _Module:
+    return _Module(
+        path=KUBERNETES_MODULE,
+        version=KUBERNETES_VERSION,
+        sibling_version=staging_version(),
+        ldflags=_kubernetes_ldflags(),
+        tags="selinux,notest,grpcnotrace",
+        binaries={name: f"{KUBERNETES_MODULE}/cmd/{name}" for name in names},
+    )
+
+
+@dataclass(frozen=True)
+class BinarySet:
+    """Binaries built and cached together, in ``cache_root()/<key>/bin``."""
+
+    key: str
+    modules: tuple[_Module, ...]
+    host_packages: dict[str, str] = field(default_factory=dict)  # probe -> apt package, needed to build
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for module in self.modules for name in module.binaries)
+
+
+CONTROL_PLANE = BinarySet(cache_key(), (
     _Module(
         path=ETCD_MODULE,
         version=ETCD_VERSION,
@@ -87,15 +117,29 @@ _MODULES = (
         tags="",
         binaries={"etcd": ETCD_MODULE},
     ),
+    _kubernetes("kube-apiserver", "kube-controller-manager", "kubectl"),
+))
+NODE = BinarySet(node_cache_key(), (
+    _kubernetes("kube-scheduler", "kubelet", "kube-proxy"),
     _Module(
-        path=KUBERNETES_MODULE,
-        version=KUBERNETES_VERSION,
-        sibling_version=staging_version(),
-        ldflags=_kubernetes_ldflags(),
-        tags="selinux,notest,grpcnotrace",
-        binaries={name: f"{KUBERNETES_MODULE}/cmd/{name}" for name in KUBERNETES_BINARIES},
+        path=CONTAINERD_MODULE,
+        version=CONTAINERD_VERSION,
+        sibling_version=CONTAINERD_VERSION,
+        ldflags=f"-s -w -X {CONTAINERD_MODULE}/version.Version={CONTAINERD_VERSION}",
+        tags="no_btrfs,no_devmapper,no_zfs,no_aufs",
+        binaries={name: f"{CONTAINERD_MODULE}/cmd/{name}" for name in ("containerd", "containerd-shim-runc-v2", "ctr")},
     ),
-)
+    _Module(
+        path=RUNC_MODULE,
+        version=RUNC_VERSION,
+        sibling_version=RUNC_VERSION,
+        ldflags=f"-s -w -X main.version={RUNC_VERSION.removeprefix('v')}",
+        tags="seccomp,urfave_cli_no_docs",
+        binaries={"runc": RUNC_MODULE},
+        cgo=True,  # libseccomp
+    ),
+), host_packages=dict(host.BUILD_PACKAGES))
+BINARIES = CONTROL_PLANE.names
 
 
 def cache_root() -> Path:
@@ -104,29 +148,35 @@ def cache_root() -> Path:
     return Path(base) / "controlplane"
 
 
-def bin_dir() -> Path:
-    """Return the folder the pinned binaries live in once built."""
-    return cache_root() / cache_key() / "bin"
+def bin_dir(binaries: BinarySet = CONTROL_PLANE) -> Path:
+    """Return the folder a set's binaries live in once built."""
+    return cache_root() / binaries.key / "bin"
 
 
-def is_built() -> bool:
-    """True when every pinned binary is in the cache."""
-    return all(os.access(bin_dir() / name, os.X_OK) for name in BINARIES)
+def is_built(binaries: BinarySet = CONTROL_PLANE) -> bool:
+    """True when every binary of the set is in the cache."""
+    return all(os.access(bin_dir(binaries) / name, os.X_OK) for name in binaries.names)
 
 
 def _stderr(line: str) -> None:
     print(f"controlplane: {line}", file=sys.stderr, flush=True)
 
 
-def ensure_binaries(log: Log = _stderr) -> Path:
-    """Return the cached binaries folder, building the binaries first if they are missing."""
-    if is_built():
-        return bin_dir()
+def ensure_binaries(log: Log = _stderr, binaries: BinarySet = CONTROL_PLANE) -> Path:
+    """Return the set's cached binaries folder, building the binaries first if they are missing."""
+    if is_built(binaries):
+        return bin_dir(binaries)
+    host.ensure_packages(binaries.host_packages, log)
     cache_root().mkdir(parents=True, exist_ok=True)
-    with _lock(cache_root() / f"{cache_key()}.lock"):
-        if not is_built():
-            _build(log)
-    return bin_dir()
+    with _lock(cache_root() / f"{binaries.key}.lock"):
+        if not is_built(binaries):
+            _build(binaries, log)
+    return bin_dir(binaries)
+
+
+def ensure_node_binaries(log: Log = _stderr) -> Path:
+    """Return the node's cached binaries folder, building them first if they are missing."""
+    return ensure_binaries(log, NODE)
 
 
 @contextmanager
@@ -148,19 +198,19 @@ def _go_env() -> dict[str, str]:
     }
 
 
-def _build(log: Log) -> None:
+def _build(binaries: BinarySet, log: Log) -> None:
     root = cache_root()
-    for stale in root.glob(f".{cache_key()}-*"):  # left by a killed build; we hold the lock
+    for stale in root.glob(f".{binaries.key}-*"):  # left by a killed build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{cache_key()}-", dir=root))
+    work = Path(tempfile.mkdtemp(prefix=f".{binaries.key}-", dir=root))
     started = time.monotonic()
     try:
         out = work / "bin"
         out.mkdir()
         env = _go_env()
-        for module in _MODULES:
+        for module in binaries.modules:
             _build_module(module, work / module.path.replace("/", "_"), out, env, log)
-        final = bin_dir()
+        final = bin_dir(binaries)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
             shutil.rmtree(final)
@@ -185,7 +235,7 @@ def _build_module(module: _Module, wrapper: Path, out: Path, env: dict[str, str]
         cmd = ["go", "build", "-trimpath", f"-ldflags={module.ldflags}", "-o", str(out / name)]
         if module.tags:
             cmd.append(f"-tags={module.tags}")
-        _run([*cmd, package], wrapper, env, f"build {name}", log)
+        _run([*cmd, package], wrapper, env | {"CGO_ENABLED": "1" if module.cgo else "0"}, f"build {name}", log)
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], label: str, log: Log) -> str:

@@ -31,6 +31,10 @@ class Pki:
     serving: CertPair
     admin: CertPair
     controller_manager: CertPair
+    scheduler: CertPair
+    kube_proxy: CertPair
+    kubelet: CertPair  # the node's own identity (system:node:<name>)
+    kubelet_client: CertPair  # the API server's identity when it calls a kubelet (logs, exec)
     sa_private_key: Path
     sa_public_key: Path
 
@@ -75,8 +79,12 @@ def _write(folder: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurv
     return pair
 
 
-def write_pki(folder: Path) -> Pki:
-    """Generate a fresh CA and everything signed by it into ``folder``."""
+def write_pki(folder: Path, node_name: str = "airflowtask-node",
+              addresses: tuple[str, ...] = ("127.0.0.1",), dns_names: tuple[str, ...] = ("localhost",)) -> Pki:
+    """Generate a fresh CA and everything signed by it into ``folder``.
+
+    The API server's certificate is valid for ``addresses`` and ``dns_names``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = _new_key()
     ca_name = _name("airflowtask-local-ca")
@@ -104,7 +112,9 @@ def write_pki(folder: Path) -> Pki:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return _write(folder, stem, builder.sign(ca_key, hashes.SHA256()), key)
 
-    loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
+    sans += [x509.DNSName(name) for name in dns_names]
+    client = ExtendedKeyUsageOID.CLIENT_AUTH
     sa_key = _new_key()
     sa_private, sa_public = folder / "sa.key", folder / "sa.pub"
     sa_private.write_bytes(_key_pem(sa_key))
@@ -116,11 +126,14 @@ def write_pki(folder: Path) -> Pki:
     )
     return Pki(
         ca=_write(folder, "ca", ca_cert, ca_key),
-        serving=issue("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, loopback),
-        admin=issue("admin", _name("airflowtask-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH),
-        controller_manager=issue(
-            "controller-manager", _name("system:kube-controller-manager"), ExtendedKeyUsageOID.CLIENT_AUTH
-        ),
+        serving=issue("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans),
+        admin=issue("admin", _name("airflowtask-admin", "system:masters"), client),
+        controller_manager=issue("controller-manager", _name("system:kube-controller-manager"), client),
+        scheduler=issue("scheduler", _name("system:kube-scheduler"), client),
+        kube_proxy=issue("kube-proxy", _name("system:kube-proxy"), client),
+        kubelet=issue("kubelet", _name(f"system:node:{node_name}", "system:nodes"), client),
+        kubelet_client=issue("apiserver-kubelet-client", _name("kube-apiserver-kubelet-client", "system:masters"),
+                             client),
         sa_private_key=sa_private,
         sa_public_key=sa_public,
     )

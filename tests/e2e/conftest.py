@@ -1,4 +1,11 @@
-"""Fixtures shared by the end-to-end tests: a cluster, kubectl, the CRD, a namespace, the operator."""
+"""Fixtures shared by the end-to-end tests: a cluster, kubectl, the CRD, a namespace, the operator.
+
+The operator runs as users run it: the Deployment of ``manifests/`` on the cluster's node, from the test image
+(the project's image plus tests/support). ``AIRFLOWTASK_TEST_OPERATOR=process`` runs it as a local process
+instead (as its ServiceAccount, bound to exactly manifests/rbac.yaml), for a quick loop while developing.
+On a cluster of ``$KUBECONFIG``, ``AIRFLOWTASK_TEST_IMAGE`` names the test image and
+``AIRFLOWTASK_TEST_SERVICE_HOST`` an address of this machine that Pods reach (for the tests' local services).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import pytest
 from airflowtask.controlplane import Kubectl as Cluster
 from cluster import open_cluster
 from kubetools import Kubectl
+from operator_deployment import OperatorDeployment
 from operator_process import OperatorProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,8 +31,14 @@ OPERATOR_NAMESPACE = "airflowtask-system"
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """The Kubernetes cluster of this test session (see tests/support/cluster.py)."""
+    """The Kubernetes cluster of this test session (see tests/support/cluster.py).
+
+    The tests' local services (HTTP, the job service) listen where the cluster's Pods reach them.
+    """
     with open_cluster(tmp_path_factory.mktemp("controlplane")) as ready:
+        address = getattr(ready, "address", None)
+        if address and "AIRFLOWTASK_TEST_SERVICE_HOST" not in os.environ:
+            os.environ["AIRFLOWTASK_TEST_SERVICE_HOST"] = address
         yield ready
 
 
@@ -81,12 +95,36 @@ def operator_kubeconfig(cluster: Cluster, workdir: Path) -> Path:
     return cluster.kubeconfig_for_token(token, workdir / "operator.kubeconfig")
 
 
+def operator_image(cluster: Cluster) -> str | None:
+    """The image with the project and tests/support in it: built by the local cluster, or named by the user."""
+    images = getattr(cluster, "images", None)
+    return os.environ.get("AIRFLOWTASK_TEST_IMAGE") or (images.test if images else None)
+
+
+# What the test operator adds to the shipped Deployment: the tests' own operator module and fast retries.
+DEPLOYMENT_ENV = {
+    "AIRFLOWTASK_ALLOWED_MODULES": "airflow.providers.*,airflow.sensors.*,airflow.operators.*,"
+    "airflow.hooks.*,airflow.triggers.*,localjob",
+    "AIRFLOWTASK_RETRY_BACKOFF_SECONDS": "2",
+}
+
+
 @pytest.fixture(scope="session")
 def operator_process(
     cluster: Cluster, crd: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """The operator as a separate process, clusterwide, as its ServiceAccount, for the whole session."""
+) -> Iterator[OperatorDeployment | OperatorProcess]:
+    """The operator for the whole session: its Deployment (default), or a local process (see the docstring)."""
     workdir = tmp_path_factory.mktemp("operator")
+    image = operator_image(cluster)
+    if os.environ.get("AIRFLOWTASK_TEST_OPERATOR", "deployment") == "deployment":
+        if image is None:
+            raise RuntimeError("no test image: use the local cluster, set AIRFLOWTASK_TEST_IMAGE, "
+                               "or AIRFLOWTASK_TEST_OPERATOR=process")
+        deployment = OperatorDeployment(cluster, image, workdir, DEPLOYMENT_ENV, TEST_SIGNING_KEY)
+        deployment.deploy()
+        yield deployment
+        deployment.stop()
+        return
     env = operator_env(str(operator_kubeconfig(cluster, workdir)), cluster.env)
     env["AIRFLOWTASK_METRICS_PORT"] = str(free_port())
     process = OperatorProcess(env, workdir / "operator.log", port=8080 if _port_8080_free() else None)
@@ -96,7 +134,7 @@ def operator_process(
 
 
 @pytest.fixture
-def operator(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
+def operator(operator_process: OperatorDeployment | OperatorProcess) -> Iterator[OperatorDeployment | OperatorProcess]:
     """The running operator; restarted if a test killed it. Its log is printed when a test fails."""
     if not operator_process.running:
         operator_process.start()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetools import Kubectl, airflow_task
+from operator_deployment import OperatorDeployment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,9 @@ def test_manifests_pass_server_side_dry_run(kubectl: Kubectl, crd: None) -> None
 
 
 def test_operator_runs_as_its_service_account(operator: Any) -> None:
+    if isinstance(operator, OperatorDeployment):
+        assert operator.pod()["spec"]["serviceAccountName"] == "airflowtask-operator"
+        return
     kubeconfig = Path(operator.env["KUBECONFIG"]).read_text()
     assert '"token":' in kubeconfig, "the e2e operator should authenticate with its ServiceAccount token"
 
@@ -31,8 +35,7 @@ def test_metrics_endpoint_reports_tasks_and_connector_calls(kubectl: Kubectl, op
                   airflow_task("ko", namespace, *bash, {"bash_command": "exit 2"}))
     kubectl.wait_phase("ok", namespace, "Succeeded")
     kubectl.wait_phase("ko", namespace, "Failed")
-    port = operator.env["AIRFLOWTASK_METRICS_PORT"]
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    text = urllib.request.urlopen(operator.metrics_url, timeout=5).read().decode()
     samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
                if line and not line.startswith("#")}
     assert samples['airflowtask_tasks{phase="Succeeded"}'] >= 1

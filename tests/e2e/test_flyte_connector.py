@@ -1,8 +1,10 @@
 """The Flyte connector end to end: flytekit's real `pyflyte serve connector --modules airflowtask.flyte.connector`,
 called over gRPC as FlytePropeller calls it, creating AirflowTasks that the real operator runs.
 
-The connector runs as its ServiceAccount with exactly the RBAC of manifests/flyte-connector/ (airflowtasks
-only); connections come from one Secret through AIRFLOWTASK_FLYTE_CONNECTIONS.
+The connector runs as shipped in manifests/flyte-connector/ (its Deployment, ServiceAccount and RBAC:
+airflowtasks only), reached through its Service; connections come from one Secret through
+AIRFLOWTASK_FLYTE_CONNECTIONS. With ``AIRFLOWTASK_TEST_OPERATOR=process`` it runs as a local process instead,
+authenticated as the same ServiceAccount.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from airflowtask.controlplane import Kubectl as Cluster
 from airflowtask.flyte import naming
 from airflowtask.flyte.connector import AirflowTaskConnector, AirflowTaskMetadata, ConnectorConfig
+from airflowtask.install import MANIFESTS
 from flyte_grpc import (
     ConnectorClient,
     ConnectorServer,
@@ -34,6 +37,7 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from kubetools import AFT, Kubectl, airflow_task
+from operator_deployment import OperatorDeployment
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = {entry["name"]: entry for entry in fixture_index()["fixtures"]}
@@ -66,21 +70,55 @@ def connector_kubeconfig(cluster: Cluster, tmp_path_factory: pytest.TempPathFact
     return cluster.kubeconfig_for_token(token, tmp_path_factory.mktemp("connector") / "connector.kubeconfig")
 
 
+class ConnectorDeployment(OperatorDeployment):
+    """manifests/flyte-connector/ in the cluster, reached through its Service."""
+
+    @property
+    def address(self) -> str:
+        ip = self.kubectl("get", "service", self.name, "-n", "airflowtask-system", "-o",
+                          "jsonpath={.spec.clusterIP}").stdout.strip()
+        return f"{ip}:8000"
+
+    def start(self, timeout: float = 180.0) -> list[agent_pb2.Agent]:
+        """Scale to one Ready Pod, then wait until its Service answers ListAgents."""
+        super().start(timeout)
+        deadline = time.monotonic() + 60
+        with ConnectorClient(self.address, timeout=2.0) as client:
+            while True:
+                try:
+                    return client.list_connectors()
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
-def server(connector_kubeconfig: Path, flyte_namespace: str) -> Iterator[ConnectorServer]:
-    env = {
-        "KUBECONFIG": str(connector_kubeconfig),
-        "AIRFLOWTASK_FLYTE_NAMESPACE": flyte_namespace,
-        "AIRFLOWTASK_FLYTE_CONNECTIONS": CONNECTIONS,
-    }
-    with ConnectorServer(["airflowtask.flyte.connector"], env=env) as srv:
+def server(
+    cluster: Cluster, operator_process: Any, connector_kubeconfig: Path, flyte_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ConnectorServer | ConnectorDeployment]:
+    env = {"AIRFLOWTASK_FLYTE_NAMESPACE": flyte_namespace, "AIRFLOWTASK_FLYTE_CONNECTIONS": CONNECTIONS}
+    if isinstance(operator_process, OperatorDeployment):
+        connector = ConnectorDeployment(cluster, operator_process.image, tmp_path_factory.mktemp("connector"), env,
+                                        base=MANIFESTS / "flyte-connector", name="airflowtask-flyte-connector",
+                                        component="flyte-connector")
+        connector.deploy()
+        yield connector
+        connector.stop()
+        return
+    with ConnectorServer(["airflowtask.flyte.connector"], env=env | {"KUBECONFIG": str(connector_kubeconfig)}) as srv:
         yield srv
 
 
 @pytest.fixture
-def client(server: ConnectorServer, operator: Any) -> Iterator[ConnectorClient]:
+def client(
+    server: ConnectorServer | ConnectorDeployment, operator: Any, services: FixtureServices
+) -> Iterator[ConnectorClient]:
     if not server.running:
         server.start()
+    if isinstance(operator, OperatorDeployment):  # the fixtures' files, where the operator runs their sensors
+        operator.exec_python(services.files_script())
     with ConnectorClient(server.address) as cli:
         yield cli
     print(server.logs()[-10000:])

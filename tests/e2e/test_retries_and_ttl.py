@@ -7,10 +7,8 @@ from kubetools import AFT, Kubectl, airflow_task
 BASH = ("airflow.providers.standard.operators.bash", "BashOperator")
 
 
-def test_retry_counts_attempts_and_succeeds_on_the_second(
-    kubectl: Kubectl, operator: object, namespace: str, tmp_path: object
-) -> None:
-    counter = f"{tmp_path}/attempts"
+def test_retry_counts_attempts_and_succeeds_on_the_second(kubectl: Kubectl, operator: object, namespace: str) -> None:
+    counter = f"/tmp/{namespace}-attempts"  # where the task runs: the operator's /tmp
     command = f'n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; test "$n" -ge 1'
     kubectl.apply(airflow_task("flaky", namespace, *BASH, {"bash_command": command}, backoffLimit=2))
     retrying = kubectl.wait_task("flaky", namespace, lambda o: o.get("status", {}).get("reason") == "Retrying")

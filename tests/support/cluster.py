@@ -1,8 +1,8 @@
 """The cluster the e2e tests run against: a fresh LocalControlPlane, or the one named by $KUBECONFIG.
 
 ``AIRFLOWTASK_TEST_CLUSTER=kubeconfig`` selects the cluster of ``$KUBECONFIG`` (e.g. a kind cluster made by
-``hack/kind/up.sh``) with ``kubectl`` from PATH; unset or ``local`` starts a LocalControlPlane, building
-its binaries first if they are not cached.
+``hack/kind/up.sh``) with ``kubectl`` from PATH; unset or ``local`` starts a LocalControlPlane with its node,
+building its binaries and images first if they are not cached, and checks on exit that it left nothing behind.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from airflowtask.controlplane import Kubectl, LocalControlPlane
+from airflowtask.controlplane.teardown import leftovers
 
 MODE_VARIABLE = "AIRFLOWTASK_TEST_CLUSTER"
 
@@ -24,6 +25,8 @@ def open_cluster(workdir: Path) -> Iterator[Kubectl]:
     if mode == "local":
         with LocalControlPlane(workdir) as plane:
             yield plane
+        if found := leftovers(plane.layout):  # stopping the node removes all it made
+            raise RuntimeError(f"the local node left things behind: {found}")
     elif mode == "kubeconfig":
         yield _existing_cluster()
     else:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,7 @@ class FixtureServices:
         self.jobs = JobService()
 
     def __enter__(self) -> FixtureServices:
-        FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
-        (FIXTURE_DIR / "ready.txt").write_text("ready\n")
-        with sqlite3.connect(FIXTURE_DIR / "ready.db") as db:
-            db.execute("create table if not exists ready (id integer)")
-            db.execute("insert into ready values (1)")
+        exec(self.files_script(), {})
         self.http.start()
         self.jobs.start()
         return self
@@ -44,6 +39,19 @@ class FixtureServices:
     def __exit__(self, *exc: object) -> None:
         self.jobs.stop()
         self.http.stop()
+
+    @staticmethod
+    def files_script() -> str:
+        """Python code that writes the fixtures' files (run here, or where the operator runs)."""
+        return (
+            "import pathlib, sqlite3\n"
+            f"folder = pathlib.Path({str(FIXTURE_DIR)!r})\n"
+            "folder.mkdir(parents=True, exist_ok=True)\n"
+            "(folder / 'ready.txt').write_text('ready\\n')\n"
+            "with sqlite3.connect(folder / 'ready.db') as db:\n"
+            "    db.execute('create table if not exists ready (id integer)')\n"
+            "    db.execute('insert into ready values (1)')\n"
+        )
 
     @property
     def connections(self) -> dict[str, str]:

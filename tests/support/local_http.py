@@ -1,8 +1,13 @@
-"""Small JSON HTTP servers on 127.0.0.1 for tests: a handler base and a server run from a thread."""
+"""Small JSON HTTP servers for tests: a handler base and a server run from a thread.
+
+They listen on ``$AIRFLOWTASK_TEST_SERVICE_HOST`` (default 127.0.0.1): the e2e suite sets it to an address of
+this machine that the cluster's Pods reach.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,10 +29,11 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 
 class LocalServer:
-    """A threading HTTP server on a free port of 127.0.0.1, served from a daemon thread."""
+    """A threading HTTP server on a free port of the test service host, served from a daemon thread."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        host = os.environ.get("AIRFLOWTASK_TEST_SERVICE_HOST", "127.0.0.1")
+        self.httpd = ThreadingHTTPServer((host, 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

@@ -61,6 +61,10 @@ class OperatorProcess:
         stop_group(self.process)
 
     @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['AIRFLOWTASK_METRICS_PORT']}/metrics"
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
