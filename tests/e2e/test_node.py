@@ -30,7 +30,9 @@ def _pod(name: str, namespace: str, image: str, code: str) -> dict[str, Any]:
                 "command": ["python", "-c", code],
                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             }],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
         },
     }
 
@@ -63,7 +65,7 @@ def test_a_pod_from_the_project_image_runs_and_logs(kubectl: Kubectl, operator: 
     code = "import airflow, airflowtask; print('airflow', airflow.__version__, 'in a pod')"
     kubectl.apply(_pod("hello", namespace, _image(operator), code))
     assert _wait_pod_phase(kubectl, "hello", namespace) == "Succeeded"
-    assert kubectl("logs", "hello", "-n", namespace).stdout.strip().startswith("airflow 3.")
+    assert kubectl("logs", "hello", "-n", namespace).stdout.splitlines()[-1].startswith("airflow 3.")
 
 
 def test_a_pod_calls_the_api_server_with_its_service_account(
@@ -131,7 +133,7 @@ def test_deleting_the_operator_pod_mid_run_loses_and_duplicates_nothing(
         names = [f"job-{i}" for i in range(10)]
         kubectl.apply(secret, *[airflow_task(
             name, namespace, "localjob", "LocalJobOperator",
-            {"service_conn_id": "jobs", "duration_seconds": 15, "result": {"n": i}},
+            {"service_conn_id": "jobs", "duration_seconds": 15, "result": {"index": i}},
             connections=[{"connId": "jobs", "secretRef": {"name": "jobs-conn"}}],
         ) for i, name in enumerate(names)])
         for name in names:
@@ -141,6 +143,6 @@ def test_deleting_the_operator_pod_mid_run_loses_and_duplicates_nothing(
         assert operator.pod()["metadata"]["name"] != replaced
         for i, name in enumerate(names):
             status = kubectl.wait_phase(name, namespace, "Succeeded", timeout=120)["status"]
-            assert (status["result"], status["attempts"]) == ({"n": i}, 1)
+            assert (status["result"], status["attempts"]) == ({"index": i}, 1)
         assert len(jobs.jobs) == 10, "a job was submitted twice"
         assert all(job.state == "succeeded" for job in jobs.jobs.values())
