@@ -1,0 +1,3 @@
+module airflowtask/pause
+
+go 1.22
