@@ -54,7 +54,12 @@ class TaskInstanceStandIn:
     """What operators use of ``context["ti"]``: identity, ``xcom_push``/``xcom_pull`` of own values."""
 
     def __init__(
-        self, task: BaseOperator, dag_run: DagRunStandIn, xcoms: MutableMapping[str, Any], started_at: datetime
+        self,
+        task: BaseOperator,
+        dag_run: DagRunStandIn,
+        xcoms: MutableMapping[str, Any],
+        started_at: datetime,
+        try_number: int = 1,
     ):
         self.task = task
         self.task_id = task.task_id
@@ -63,7 +68,7 @@ class TaskInstanceStandIn:
         self.logical_date = dag_run.logical_date
         self.dag_run = dag_run
         self.map_index = -1
-        self.try_number = 1
+        self.try_number = try_number
         self.max_tries = task.retries
         self.start_date = started_at
         self.state = "running"
@@ -109,7 +114,7 @@ def build_context(
         start_date=started_at,
         conf=dict(run.params),
     )
-    ti = TaskInstanceStandIn(task, dag_run, xcoms, started_at)
+    ti = TaskInstanceStandIn(task, dag_run, xcoms, started_at, run.try_number)
     ds = logical_date.strftime("%Y-%m-%d")
     ts = logical_date.isoformat()
     return {
@@ -136,7 +141,7 @@ def build_context(
         "outlets": list(task.outlets),
         "map_index_template": task.map_index_template,
         "task_reschedule_count": 0,
-        "try_number": 1,
+        "try_number": run.try_number,
         "prev_data_interval_start_success": None,
         "prev_data_interval_end_success": None,
         "prev_start_date_success": None,

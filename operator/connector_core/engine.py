@@ -39,7 +39,16 @@ from airflowtask.connector_core.jobs import Prepared
 from airflowtask.connector_core.links import log_links
 from airflowtask.connector_core.loader import Kind, Loader, LoadError
 from airflowtask.connector_core.model import EngineConfig, Phase, Reason, RunInfo, TaskState
-from airflowtask.connector_core.outcomes import Verdict, find_job_id, from_exception, jsonable, result_of
+from airflowtask.connector_core.outcomes import (
+    Verdict,
+    completed,
+    find_job_id,
+    from_exception,
+    jsonable,
+    load_verdict,
+    result_of,
+    step_verdict,
+)
 from airflowtask.connector_core.spec import AirflowObj
 from airflowtask.connector_core.triggerer import Deferral, deferral_from, end_verdict, first_event
 
@@ -212,7 +221,7 @@ class Engine:
                 task, lambda: jobs.prepare(self._loader, task.meta, task.secrets.run, task.xcoms)
             )
         except Exception as exc:
-            self._finish(task, _load_verdict(exc))
+            self._finish(task, load_verdict(exc))
             return
         finally:
             task.driver = None
@@ -281,19 +290,14 @@ class Engine:
             return
         self._keep_operator_state(task, prepared, step)
         if step.error is not None:
-            self._finish(
-                task, _load_verdict(step.error) if isinstance(step.error, LoadError) else from_exception(step.error)
-            )
+            self._finish(task, step_verdict(step.error))
         elif step.deferral is not None:
             self._defer(task, step)
         elif step.rescheduled:
             task.meta.executing_in = None
             self._set(task, Phase.RUNNING, Reason.WAITING, "the sensor's condition is not met yet")
         else:
-            push = getattr(prepared.loaded.instance, "do_xcom_push", True)
-            self._finish(
-                task, Verdict(Phase.SUCCEEDED, Reason.COMPLETED, "completed"), result_of(step.value, task.xcoms, push)
-            )
+            self._finish(task, *completed(step.value, prepared.loaded.instance, task.xcoms))
 
     def _defer(self, task: _Task, step: _Step) -> None:
         deferral = step.deferral
@@ -415,7 +419,7 @@ class Engine:
             task.prepared = await self._in_pool(task, lambda: self._rebuild_operator(task))
             deferral = await self._in_pool(task, lambda: self._rebuild_trigger(task))
         except Exception as exc:
-            self._finish(task, _load_verdict(exc))
+            self._finish(task, load_verdict(exc))
             return
         finally:
             task.driver = None
@@ -576,13 +580,6 @@ class Engine:
         ]
         for key in expired:
             del self._tasks[key]
-
-
-def _load_verdict(exc: BaseException) -> Verdict:
-    """The verdict for a failure to build or rebuild a task."""
-    if isinstance(exc, LoadError):
-        return Verdict(Phase.FAILED, exc.reason, str(exc), retryable=False)
-    return Verdict(Phase.FAILED, Reason.TASK_FAILED, f"building the task failed: {type(exc).__name__}: {exc}")
 
 
 @functools.cache

@@ -50,8 +50,11 @@ class Loaded:
 
 
 class Loader:
-    def __init__(self, allowlist: Allowlist) -> None:
+    def __init__(self, allowlist: Allowlist, *, reschedule_sensors: bool = True) -> None:
+        """``reschedule_sensors``: sensors run in reschedule mode (one poke per execute(), for the engine);
+        False: in poke mode (execute() pokes until done, for a process of the task's own)."""
         self.allowlist = allowlist
+        self.sensor_mode = "reschedule" if reschedule_sensors else "poke"
 
     def load(self, obj: AirflowObj, task_id: str) -> Loaded:
         cls = self._import(obj.module, obj.name)
@@ -107,7 +110,7 @@ class Loader:
         poke_only = False
         if isinstance(operator, BaseSensorOperator):
             try:
-                operator.mode = "reschedule"
+                operator.mode = self.sensor_mode
             except (ValueError, AttributeError):
                 poke_only = True
         return Loaded(Kind.OPERATOR, operator, poke_only=poke_only)

@@ -37,6 +37,8 @@ class Reason(StrEnum):
     INVALID_CONNECTION = "InvalidConnection"
     INTERRUPTED = "Interrupted"
     CANCELLED = "Cancelled"
+    INVALID_WORK_ORDER = "InvalidWorkOrder"  # a worker Pod's work order cannot be read
+    OUTCOME_TOO_LARGE = "OutcomeTooLarge"  # a worker Pod's outcome does not fit in a termination message
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class RunInfo:
     connections: Mapping[str, str] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
+    try_number: int = 1
+    """The attempt: ``ti.try_number`` and ``try_number`` in the context."""
 
 
 DEFAULT_ALLOWED_MODULES = (
@@ -98,11 +102,16 @@ class EngineConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> EngineConfig:
         """Read AIRFLOWTASK_ALLOWED_MODULES (comma separated), AIRFLOWTASK_SIGNING_KEY, AIRFLOWTASK_MAX_WORKERS."""
-        kwargs: dict[str, Any] = {}
-        if modules := environ.get("AIRFLOWTASK_ALLOWED_MODULES"):
-            kwargs["allowed_modules"] = tuple(m.strip() for m in modules.split(",") if m.strip())
+        kwargs: dict[str, Any] = {"allowed_modules": allowed_modules_from_env(environ)}
         if key := environ.get("AIRFLOWTASK_SIGNING_KEY"):
             kwargs["signing_key"] = key.encode()
         if workers := environ.get("AIRFLOWTASK_MAX_WORKERS"):
             kwargs["max_workers"] = int(workers)
         return cls(**kwargs)
+
+
+def allowed_modules_from_env(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """AIRFLOWTASK_ALLOWED_MODULES (comma separated module patterns) when set, else DEFAULT_ALLOWED_MODULES."""
+    if not (modules := environ.get("AIRFLOWTASK_ALLOWED_MODULES")):
+        return DEFAULT_ALLOWED_MODULES
+    return tuple(m.strip() for m in modules.split(",") if m.strip())

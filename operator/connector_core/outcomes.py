@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
     DownstreamTasksSkipped,
 )
+from airflowtask.connector_core.loader import LoadError
 from airflowtask.connector_core.model import Phase, Reason
 
 
@@ -37,6 +38,24 @@ def from_exception(exc: BaseException) -> Verdict:
     if isinstance(exc, AirflowSensorTimeout):
         return Verdict(Phase.FAILED, Reason.SENSOR_TIMEOUT, text, retryable=False)
     return Verdict(Phase.FAILED, Reason.TASK_FAILED, text)
+
+
+def load_verdict(exc: BaseException) -> Verdict:
+    """The verdict for a failure to build or rebuild a task."""
+    if isinstance(exc, LoadError):
+        return Verdict(Phase.FAILED, exc.reason, str(exc), retryable=False)
+    return Verdict(Phase.FAILED, Reason.TASK_FAILED, f"building the task failed: {type(exc).__name__}: {exc}")
+
+
+def step_verdict(exc: BaseException) -> Verdict:
+    """The verdict for an exception from a step (a LoadError there comes from rebuilding its trigger)."""
+    return load_verdict(exc) if isinstance(exc, LoadError) else from_exception(exc)
+
+
+def completed(return_value: Any, instance: Any, xcoms: Mapping[str, Any]) -> tuple[Verdict, Any]:
+    """The verdict and result of a step that returned ``return_value`` (pushed unless do_xcom_push is off)."""
+    push = getattr(instance, "do_xcom_push", True)
+    return Verdict(Phase.SUCCEEDED, Reason.COMPLETED, "completed"), result_of(return_value, xcoms, push)
 
 
 def result_of(return_value: Any, xcoms: Mapping[str, Any], push_return: bool = True) -> Any:
