@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from airflowtask.connector_core import AirflowObj
 
@@ -31,6 +31,40 @@ class ConnectionRef:
     conn_id: str
     secret_name: str
     secret_key: str
+
+
+class PodTemplateSpec(TypedDict, total=False):
+    """``spec.podTemplate.spec``: what a task may add to its Pods (Kubernetes types, as the API returns them)."""
+
+    resources: dict[str, Any]
+    nodeSelector: dict[str, str]
+    tolerations: list[dict[str, Any]]
+    affinity: dict[str, Any]
+    priorityClassName: str
+    env: list[dict[str, Any]]
+    envFrom: list[dict[str, Any]]
+    volumes: list[dict[str, Any]]
+    volumeMounts: list[dict[str, Any]]
+    securityContext: dict[str, Any]
+    automountServiceAccountToken: bool
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    """``spec.podTemplate``: labels, annotations and Pod settings merged over the operator's hardened default."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    spec: PodTemplateSpec = field(default_factory=PodTemplateSpec)
+
+    @classmethod
+    def parse(cls, template: Mapping[str, Any]) -> PodTemplate:
+        meta = template.get("metadata") or {}
+        return cls(
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            spec=cast(PodTemplateSpec, dict(template.get("spec") or {})),
+        )
 
 
 @dataclass(frozen=True)
@@ -86,6 +120,9 @@ class AirflowTaskResource:
     ttl_seconds_after_finished: int | None
     deletion_policy: str
     status: ObservedStatus
+    image: str | None = None
+    service_account_name: str | None = None
+    pod_template: PodTemplate = field(default_factory=PodTemplate)
 
     @property
     def task_id(self) -> str:
@@ -135,4 +172,7 @@ class AirflowTaskResource:
             ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
             deletion_policy=spec.get("deletionPolicy") or "Delete",
             status=ObservedStatus.parse(body.get("status") or {}),
+            image=spec.get("image") or None,
+            service_account_name=spec.get("serviceAccountName") or None,
+            pod_template=PodTemplate.parse(spec.get("podTemplate") or {}),
         )

@@ -1,8 +1,10 @@
 """Parsing an AirflowTask body into the operator's view (pure logic)."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
-from airflowtask.resource import AirflowTaskResource, ConnectionRef
+import yaml
+from airflowtask.resource import AirflowTaskResource, ConnectionRef, PodTemplate, PodTemplateSpec
 
 BODY = {
     "metadata": {"namespace": "data", "name": "wait", "uid": "u1", "generation": 3,
@@ -33,3 +35,25 @@ def test_task_id_from_parameters_wins() -> None:
     body = {**BODY, "spec": {"operator": {"module": "m", "name": "C", "parameters": {"task_id": "custom"}}}}
     assert AirflowTaskResource.parse(body).task_id == "custom"
     assert AirflowTaskResource.parse(body).deadline(None) is None
+
+
+def test_pod_fields_default_to_none_and_an_empty_template() -> None:
+    task = AirflowTaskResource.parse(BODY)
+    assert (task.image, task.service_account_name, task.uid) == (None, None, "u1")
+    assert task.pod_template == PodTemplate()
+
+
+def test_pod_fields_are_read() -> None:
+    template = {"metadata": {"labels": {"team": "data"}, "annotations": {"a": "b"}},
+                "spec": {"nodeSelector": {"pool": "batch"}, "automountServiceAccountToken": True}}
+    spec = {**BODY["spec"], "image": "registry.example/t:1", "serviceAccountName": "etl-runner",
+            "podTemplate": template}
+    task = AirflowTaskResource.parse({**BODY, "spec": spec})
+    assert (task.image, task.service_account_name) == ("registry.example/t:1", "etl-runner")
+    assert task.pod_template == PodTemplate(labels={"team": "data"}, annotations={"a": "b"}, spec=template["spec"])
+
+
+def test_the_crd_lists_the_pod_template_fields_the_operator_reads() -> None:
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds" / "airflowtask.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert set(spec["podTemplate"]["properties"]["spec"]["properties"]) == set(PodTemplateSpec.__optional_keys__)
