@@ -16,7 +16,9 @@ from typing import Any
 import kopf
 from airflowtask import metrics
 from airflowtask.connector_core import Engine
+from airflowtask.executors import Executor, InProcessExecutor
 from airflowtask.kube import Kube, load_client_config
+from airflowtask.pod_executor import PodExecutor
 from airflowtask.reconcile import Reconciler, TaskMemory
 from airflowtask.resource import FINISHED_PHASES, AirflowTaskResource
 from airflowtask.settings import FINALIZER, GROUP, PLURAL, VERSION, Settings
@@ -41,16 +43,29 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     config = Settings.from_env()
     kube = Kube(load_client_config(), workers=config.api_workers)
     engine = Engine(config.engine)
-    memo.reconciler = Reconciler(engine, kube, config)
+    memo.reconciler = Reconciler(await _executor(config, kube, engine), kube, config)
     metrics.bind_engine(lambda: engine.running_triggers, engine.pool_in_use)
     if config.metrics_port:
         metrics.serve(config.metrics_port)
 
 
+async def _executor(config: Settings, kube: Kube, engine: Engine) -> Executor:
+    """Task Pods (the default), or the engine in this process (AIRFLOWTASK_EXECUTION=in-process)."""
+    if config.execution == "in-process":
+        return InProcessExecutor(engine, config.log_tail_lines)
+    image = config.task_image or await kube.own_image()
+    if not image:
+        raise kopf.PermanentError("task Pods need an image: set AIRFLOWTASK_TASK_IMAGE (outside a Pod the "
+                                  "operator cannot use its own image)")
+    executor = PodExecutor(kube, engine, config, image)
+    executor.start()
+    return executor
+
+
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
-    await reconciler.engine.close()
+    await reconciler.executor.close()
     reconciler.kube.close()
 
 

@@ -1,19 +1,28 @@
-"""Kubernetes API calls the operator makes itself: status patches, Secret reads, TTL deletes.
+"""Kubernetes API calls the operator makes itself: status patches, Secret reads, TTL deletes, task Pods.
 
 kopf watches, runs timers and keeps finalizers; status is written here, in order, so that a
-submission marker is on the server before an external job is started.
+submission marker is on the server before an external job is started. Task Pods are created, read and
+deleted here, and one watch (server-side label selector) reports every change to them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kubernetes
+import kubernetes.watch
 from airflowtask.settings import GROUP, PLURAL, VERSION
 from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
 
 
 class SecretError(Exception):
@@ -76,6 +85,98 @@ class Kube:
         if key not in data:
             raise SecretError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
+
+    async def own_image(self) -> str | None:
+        """The image of this process's own Pod (POD_NAME, POD_NAMESPACE from the downward API), if in one."""
+        name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+        if not name or not namespace:
+            return None
+        pod = await self.read_pod(namespace, name)
+        return pod["spec"]["containers"][0]["image"] if pod else None
+
+    async def create_pod(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a Pod; None when one of that name exists already (the caller adopts it)."""
+        try:
+            pod = await self._call(self._core.create_namespaced_pod, namespace, manifest)
+        except ApiException as error:
+            if error.status == 409:
+                return None
+            raise
+        return self._plain(pod)
+
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Pod as the API returns it (plain JSON), or None when it is gone."""
+        try:
+            pod = await self._call(self._core.read_namespaced_pod, name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return self._plain(pod)
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete a Pod gracefully (its container gets SIGTERM); a Pod already gone is fine."""
+        try:
+            await self._call(self._core.delete_namespaced_pod, name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def pod_log_tail(self, namespace: str, name: str, lines: int) -> list[str]:
+        """The last ``lines`` lines of a Pod's log; empty when it cannot be read."""
+        try:
+            text = await self._call(self._core.read_namespaced_pod_log, name, namespace, tail_lines=lines)
+        except ApiException:
+            return []
+        return str(text).splitlines()
+
+    async def release_pod(self, namespace: str, name: str) -> None:
+        """Drop a Pod's ownerReferences, so that deleting its owner leaves it running."""
+        try:
+            await self._call(self._core.patch_namespaced_pod, name, namespace,
+                             {"metadata": {"ownerReferences": None}})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        return self._core.api_client.sanitize_for_serialization(obj)
+
+    def watch_pods(self, selector: str, namespaces: Sequence[str],
+                   on_change: Callable[[str, dict[str, Any]], None]) -> threading.Event:
+        """Watch the Pods matching ``selector`` (in ``namespaces``, or all) from daemon threads.
+
+        ``on_change`` gets each event's type and Pod (plain JSON) in the watching thread. Set the returned
+        event to stop.
+        """
+        stop = threading.Event()
+        for namespace in namespaces or (None,):
+            thread = threading.Thread(target=self._watch_pods, args=(selector, namespace, on_change, stop),
+                                      name=f"pod-watch-{namespace or 'all'}", daemon=True)
+            thread.start()
+        return stop
+
+    def _watch_pods(self, selector: str, namespace: str | None, on_change: Callable[[str, dict[str, Any]], None],
+                    stop: threading.Event) -> None:
+        lister = (self._core.list_pod_for_all_namespaces if namespace is None
+                  else lambda **kw: self._core.list_namespaced_pod(namespace, **kw))
+        failing = False
+        while not stop.is_set():
+            try:
+                watch = kubernetes.watch.Watch()
+                for event in watch.stream(lister, label_selector=selector, timeout_seconds=300,
+                                          _request_timeout=330):
+                    if failing:
+                        log.warning("the Pod watch works again")
+                        failing = False
+                    on_change(event["type"], self._plain(event["object"]))
+                    if stop.is_set():
+                        watch.stop()
+            except Exception as error:  # the API server is away or refuses: say it once, retry soon
+                if not failing:
+                    log.warning("the Pod watch failed (%s); retrying every 2s", error)
+                    failing = True
+                time.sleep(2)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,8 +1,8 @@
 """Drive one AirflowTask forward: submit, observe, retry, time out, cancel.
 
 This is the operator's one path from a watch event to a status patch. kopf calls it from
-``handlers.py``; it calls the connector engine and writes status through ``Kube``, and returns
-the events to post. Nothing here imports kopf.
+``handlers.py``; it drives an :class:`~airflowtask.executors.Executor` (task work in Pods, or in this
+process), writes status through ``Kube``, and returns the events to post. Nothing here imports kopf.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflowtask import metrics
-from airflowtask.connector_core import AirflowMetadata, Engine, Phase, RunInfo, TaskState
+from airflowtask.connector_core import Phase, RunInfo, TaskState
+from airflowtask.executors import Executor, Meta
 from airflowtask.kube import Kube, SecretError
 from airflowtask.resource import AirflowTaskResource, ObservedStatus, format_time
 from airflowtask.settings import Settings
-from airflowtask.status import Event, log_tail, merge_patch, next_status, transition_event
+from airflowtask.status import Event, merge_patch, next_status, transition_event
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +40,24 @@ class TaskMemory:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     status: dict[str, Any] | None = None
     run: RunInfo | None = None
-    meta: AirflowMetadata | None = None
+    meta: Meta | None = None
 
     def current(self, body_status: dict[str, Any]) -> dict[str, Any]:
         """The freshest status known: the one last written here, else the watched one."""
         return self.status if self.status is not None else dict(body_status)
 
-    def metadata(self, resource_meta: str | None) -> AirflowMetadata | None:
+    def metadata(self, resource_meta: str | None, executor: Executor) -> Meta | None:
         """The task's metadata: held in memory, else decoded from status (ValueError if unreadable)."""
         if self.meta is None and resource_meta:
-            return AirflowMetadata.decode(resource_meta.encode())
+            return executor.decode(resource_meta)
         return self.meta
 
 
 class Reconciler:
     """Advances AirflowTask objects; one per operator process."""
 
-    def __init__(self, engine: Engine, kube: Kube, settings: Settings) -> None:
-        self.engine = engine
+    def __init__(self, executor: Executor, kube: Kube, settings: Settings) -> None:
+        self.executor = executor
         self.kube = kube
         self.settings = settings
 
@@ -82,18 +83,19 @@ class Reconciler:
         if observed.finished:
             return []
         try:
-            meta = memory.metadata(observed.resource_meta)
+            meta = memory.metadata(observed.resource_meta, self.executor)
         except ValueError as error:
             return [Event("Warning", "CannotCancel",
                           f"status.resourceMeta cannot be read ({error}); no external job was cancelled")]
         if meta is None:
             return []
         if task.deletion_policy == "Orphan":
-            self.engine.forget(meta)
+            await self.executor.orphan(task, meta)
+            self.executor.forget(meta)
             return [Event("Normal", "Orphaned", "deletionPolicy is Orphan: the external job was left running")]
         with metrics.connector_call("delete"):
-            await self.engine.delete(meta, run=memory.run)
-        self.engine.forget(meta)
+            await self.executor.delete(task, meta, memory.run)
+        self.executor.forget(meta)
         return [Event("Normal", "Cancelled", f"{task.operator.name} was cancelled because the AirflowTask was deleted")]
 
     @staticmethod
@@ -116,7 +118,7 @@ class _Step:
         current: dict[str, Any],
         stop: asyncio.Event | None,
     ) -> None:
-        self.engine, self.kube, self.settings = owner.engine, owner.kube, owner.settings
+        self.executor, self.kube, self.settings = owner.executor, owner.kube, owner.settings
         self.task, self.memory, self.current, self.stop = task, memory, current, stop
         self.events: list[Event] = []
 
@@ -135,7 +137,9 @@ class _Step:
         if observed.finished:
             return self.events
         deadline = self.task.deadline(observed.start_time)
-        if observed.submitting:
+        if observed.submitting and self.executor.idempotent_create:
+            await self._submit(observed, attempt=observed.attempts)  # finds and adopts what it made, if anything
+        elif observed.submitting:
             await self._interrupted_submission(observed)
         elif deadline and _now() >= deadline:
             await self._exceed_deadline(observed)
@@ -161,12 +165,14 @@ class _Step:
         self.current = self.memory.status = new
 
     async def _run_info(self) -> RunInfo | None:
-        """The run's context with connections read from Secrets; None (and Failed) when one is missing."""
+        """The run's context, with connections read from Secrets when the executor needs their values;
+        None (and Failed) when one is missing."""
         if self.memory.run is None:
+            refs = self.task.connections if self.executor.needs_connections else ()
             try:
                 connections = {
                     ref.conn_id: await self.kube.read_secret_key(self.task.namespace, ref.secret_name, ref.secret_key)
-                    for ref in self.task.connections
+                    for ref in refs
                 }
             except SecretError as error:
                 await self._finish_failed("MissingSecret", f"{error}; it is named in spec.connections", False)
@@ -179,8 +185,8 @@ class _Step:
             )
         return self.memory.run
 
-    async def _submit(self, observed: ObservedStatus) -> None:
-        attempt = observed.attempts + 1
+    async def _submit(self, observed: ObservedStatus, attempt: int | None = None) -> None:
+        attempt = attempt or observed.attempts + 1
         run = await self._run_info()
         if run is None:
             return
@@ -195,13 +201,13 @@ class _Step:
             completionTime=None,
         )
         with metrics.connector_call("create"):
-            meta, state = await self.engine.create(self.task.operator, task_id=self.task.task_id, run=run)
+            meta, state = await self.executor.create(self.task, attempt, run)
         self.memory.meta = meta
         await self._settle(meta, state)
 
     async def _observe(self, observed: ObservedStatus, *, deadline: datetime | None) -> None:
         try:
-            meta = self.memory.metadata(observed.resource_meta)
+            meta = self.memory.metadata(observed.resource_meta, self.executor)
         except ValueError as error:
             await self._finish_failed("InvalidResourceMeta", f"status.resourceMeta cannot be read: {error}", False)
             return
@@ -213,33 +219,33 @@ class _Step:
             # task's connections before anything waits on it.
             self.memory.meta = meta
             with metrics.connector_call("get"):
-                state = await self.engine.get(meta, run=run)
+                state = await self.executor.get(self.task, meta, run)
             if state.finished:
                 await self._settle(meta, state)
                 return
         timeout = float(self.task.poll_interval_seconds)
         if deadline:
             timeout = min(timeout, _seconds_until(deadline))
-        if self.stop is not None and not await self._wait(self.engine.wait(meta, timeout=timeout), timeout):
+        if self.stop is not None and not await self._wait(self.executor.wait(meta, timeout), timeout):
             return
         with metrics.connector_call("get"):
-            state = await self.engine.get(meta, run=run)
+            state = await self.executor.get(self.task, meta, run)
         if not state.finished and deadline and _now() >= deadline:
             await self._exceed_deadline(observed)
             return
         await self._settle(meta, state)
 
-    async def _settle(self, meta: AirflowMetadata, state: TaskState) -> None:
-        """Record what the engine reported; on a retryable failure, schedule the next attempt."""
+    async def _settle(self, meta: Meta, state: TaskState) -> None:
+        """Record what the executor reported; on a retryable failure, schedule the next attempt."""
         fields = {
             "resourceMeta": meta.encode().decode(),
             "jobId": state.job_id,
             "result": state.result,
-            "logs": log_tail(self.engine.logs(meta), self.settings.log_tail_lines),
             "logLinks": [{"name": link.name, "uri": link.uri} for link in state.log_links] or None,
+            **self.executor.status_fields(meta),
         }
         if state.finished:
-            self.engine.forget(meta)
+            self.executor.forget(meta)
         if state.phase is Phase.FAILED:
             await self._finish_failed(state.reason, state.message, state.retryable, **fields)
             return
@@ -284,15 +290,15 @@ class _Step:
 
     async def _exceed_deadline(self, observed: ObservedStatus) -> None:
         try:
-            meta = self.memory.metadata(observed.resource_meta)
+            meta = self.memory.metadata(observed.resource_meta, self.executor)
         except ValueError as error:
             meta, cancelled = None, f"; no external job was cancelled: status.resourceMeta cannot be read ({error})"
         else:
             cancelled = ""
         if meta is not None:
             with metrics.connector_call("delete"):
-                await self.engine.delete(meta, run=self.memory.run)
-            self.engine.forget(meta)
+                await self.executor.delete(self.task, meta, self.memory.run)
+            self.executor.forget(meta)
             cancelled = "; the external job was cancelled"
         await self._write(
             phase="Failed",

@@ -41,6 +41,11 @@ class Settings:
     """Threads for Kubernetes API calls (status patches, Secret reads)."""
     metrics_port: int = 0
     """Port of the Prometheus endpoint; 0 disables it."""
+    execution: str = "pods"
+    """``pods``: every task's Airflow code runs in Pods of its namespace (the default). ``in-process``: in this
+    process, with the operator's identity: only for a trusted single user."""
+    task_image: str | None = None
+    """The image of task Pods when ``spec.image`` is unset; default: the operator's own image."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +58,12 @@ class Settings:
             retry_backoff_max_seconds=_int("AIRFLOWTASK_RETRY_BACKOFF_MAX_SECONDS", cls.retry_backoff_max_seconds),
             api_workers=_int("AIRFLOWTASK_API_WORKERS", cls.api_workers),
             metrics_port=_int("AIRFLOWTASK_METRICS_PORT", cls.metrics_port),
+            execution=_execution(os.environ.get("AIRFLOWTASK_EXECUTION", "").strip() or cls.execution),
+            task_image=os.environ.get("AIRFLOWTASK_TASK_IMAGE") or None,
         )
+
+
+def _execution(value: str) -> str:
+    if value not in ("pods", "in-process"):
+        raise ValueError(f"AIRFLOWTASK_EXECUTION={value!r}: expected 'pods' or 'in-process'")
+    return value

@@ -2,7 +2,8 @@
 
 The operator runs as users run it: the Deployment of ``manifests/`` on the cluster's node, from the test image
 (the project's image plus tests/support). ``AIRFLOWTASK_TEST_OPERATOR=process`` runs it as a local process
-instead (as its ServiceAccount, bound to exactly manifests/rbac.yaml), for a quick loop while developing.
+instead (as its ServiceAccount, bound to exactly manifests/rbac.yaml, running tasks in-process), for a quick
+loop while developing.
 On a cluster of ``$KUBECONFIG``, ``AIRFLOWTASK_TEST_IMAGE`` names the test image and
 ``AIRFLOWTASK_TEST_SERVICE_HOST`` an address of this machine that Pods reach (for the tests' local services).
 """
@@ -78,6 +79,7 @@ def operator_env(kubeconfig: str, base: dict[str, str]) -> dict[str, str]:
         "airflow.hooks.*,airflow.triggers.*,localjob",
         "AIRFLOWTASK_SIGNING_KEY": TEST_SIGNING_KEY,
         "AIRFLOWTASK_RETRY_BACKOFF_SECONDS": "2",
+        "AIRFLOWTASK_EXECUTION": "in-process",  # a local process has no image for task Pods
         "AIRFLOW_HOME": tempfile.mkdtemp(prefix="aft-airflow-home-"),
     }
 
@@ -104,7 +106,7 @@ def operator_image(cluster: Cluster) -> str | None:
 # What the test operator adds to the shipped Deployment: the tests' own operator module and fast retries.
 DEPLOYMENT_ENV = {
     "AIRFLOWTASK_ALLOWED_MODULES": "airflow.providers.*,airflow.sensors.*,airflow.operators.*,"
-    "airflow.hooks.*,airflow.triggers.*,localjob",
+    "airflow.hooks.*,airflow.triggers.*,localjob,task_callables",
     "AIRFLOWTASK_RETRY_BACKOFF_SECONDS": "2",
 }
 

@@ -85,15 +85,15 @@ def test_operator_killed_mid_flight_resumes_every_task_without_resubmitting(
     kubectl: Kubectl, operator: Any, namespace: str, jobs: JobService
 ) -> None:
     names = [f"job-{i:02d}" for i in range(20)]
-    kubectl.apply(_conn(namespace, jobs), *[_job_task(name, namespace, 12, pollIntervalSeconds=5) for name in names])
+    kubectl.apply(_conn(namespace, jobs), *[_job_task(name, namespace, 45, pollIntervalSeconds=5) for name in names])
     for name in names:
-        kubectl.wait_task(name, namespace, _deferred, timeout=90)
+        kubectl.wait_task(name, namespace, _deferred, timeout=180)
     assert len(jobs.jobs) == 20
     operator.kill()
     time.sleep(1)
     operator.start()
     for name in names:
-        status = kubectl.wait_phase(name, namespace, "Succeeded", timeout=120)["status"]
+        status = kubectl.wait_phase(name, namespace, "Succeeded", timeout=240)["status"]
         assert status["result"] == {"rows": 42}
         assert status["attempts"] == 1
     assert len(jobs.jobs) == 20, "a job was submitted twice"

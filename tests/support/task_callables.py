@@ -42,6 +42,12 @@ def connection_host(conn_id: str, pause: float = 0.0) -> str:
     return f"{first}/{BaseHook.get_connection(conn_id).host}"
 
 
+def allocate(megabytes: int) -> int:
+    """Hold ``megabytes`` of memory in this process (to run past a Pod's memory limit)."""
+    held = [bytearray(1024 * 1024) for _ in range(megabytes)]
+    return len(held)
+
+
 def slow_poke(seconds: float) -> bool:
     time.sleep(seconds)
     return False

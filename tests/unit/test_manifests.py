@@ -228,6 +228,9 @@ OPERATOR_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     ("", "secrets", "get"),
+    *{("", "pods", verb) for verb in ("create", "get", "list", "watch", "delete", "patch")},
+    ("", "pods/log", "get"),
+    ("airflowtask.dev", "airflowtasks/finalizers", "update"),
 }
 CONNECTOR_RULES = {("airflowtask.dev", "airflowtasks", verb) for verb in ("get", "list", "watch", "create", "delete")}
 
@@ -305,14 +308,16 @@ def test_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
     arg = next(w[1] for w in instructions if w[0] == "ARG" and w[1].startswith("PYTHON_IMAGE="))
     assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm", arg)
     stages = [i for i, w in enumerate(instructions) if w[0] == "FROM"]
-    assert len(stages) == 2
-    final = instructions[stages[1] :]
+    assert len(stages) >= 2
+    final = instructions[stages[-1] :]
     assert all(any(w.startswith("--from=") for w in words) for words in final if words[0] == "COPY")
     assert ["USER", "10001:10001"] in final
     text = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["airflowtask-operator"]' in text and 'CMD ["run"]' in text
     install = next(" ".join(w) for w in instructions if w[0] == "RUN" and "pip install" in " ".join(w))
-    assert "-c constraints.txt ." in install
+    assert "-c constraints.txt" in install  # every dependency locked
+    assert not any(w[0] == "RUN" and "pip install" in " ".join(w) and "--no-index" not in " ".join(w)
+                   for w in final), "the final stage installs nothing from an index"
 
 
 # ---- hack/kind/deploy.sh ----------------------------------------------------------------------------------

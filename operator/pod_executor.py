@@ -1,0 +1,359 @@
+"""Task work in Pods, the operator as controller and triggerer (DESIGN.md, "Where the work runs").
+
+Each step of an attempt is a Pod in the task's namespace, under the task's ServiceAccount, running
+``python -m airflowtask.worker`` (see :mod:`airflowtask.worker` for the work order and the outcome it
+leaves in its termination message)::
+
+    execute Pod --outcome--> Succeeded / Failed
+         '--Deferred--> the trigger runs here (the engine, allowlisted) --event--> callback Pod --> ...
+    cancel: delete the step's Pod (SIGTERM -> on_kill); deferred: a kill Pod restores the state, calls on_kill
+
+Pods are named after (task, attempt, step) and owned by their AirflowTask: a restarted operator finds and
+adopts the Pod it made instead of making a second one. The operator reads Secrets only to run a trigger,
+and only those the task names. One watch (server-side label selector) wakes whoever waits on a Pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflowtask.connector_core import AirflowMetadata, AirflowObj, Engine, Phase, Reason, RunInfo, TaskState
+from airflowtask.kube import Kube
+from airflowtask.pods import MANAGED_BY_SELECTOR, PodOutcome, build_pod, pod_name, pod_outcome
+from airflowtask.resource import AirflowTaskResource, format_time
+from airflowtask.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_KILL_WAIT_SECONDS = 60.0
+_NO_EVENT = object()  # a failed or timed-out trigger: the callback gets no ``event``
+_KIND = "pods"
+
+
+@dataclass
+class PodMeta:
+    """``status.resourceMeta`` of a task whose work runs in Pods: where the attempt stands."""
+
+    namespace: str
+    attempt: int
+    step: str = "execute"
+    """``execute``, ``deferred`` (the trigger runs in the operator) or ``callback-<n>``."""
+    pod: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    deferral: dict[str, Any] | None = None
+    trigger: str | None = None
+    """The engine's metadata of the trigger running in the operator (JSON)."""
+    job_id: str | None = None
+    callbacks: int = 0
+    outcome: dict[str, Any] | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps({"version": 1, "kind": _KIND, **asdict(self)}, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> PodMeta:
+        try:
+            raw = json.loads(data)
+        except ValueError as error:
+            raise ValueError(f"not JSON: {error}") from None
+        if not isinstance(raw, dict) or raw.pop("kind", None) != _KIND or raw.pop("version", None) != 1:
+            raise ValueError("not the metadata of a task run in Pods (kind 'pods', version 1)")
+        try:
+            return cls(**raw)
+        except TypeError as error:
+            raise ValueError(f"unexpected fields: {error}") from None
+
+
+class PodExecutor:
+    """Creates and follows task Pods; runs deferrals' triggers in the operator's engine."""
+
+    needs_connections = False
+    idempotent_create = True  # Pods are named after (task, attempt, step): a second create adopts the first
+
+    def __init__(self, kube: Kube, engine: Engine, settings: Settings, image: str) -> None:
+        self.kube, self.engine, self.settings, self.image = kube, engine, settings, image
+        self._pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self._changed: dict[tuple[str, str], asyncio.Event] = {}
+        self._logs: dict[tuple[str, str], list[str]] = {}
+        self._triggers: dict[str, AirflowMetadata] = {}
+        self._trigger_runs: dict[str, RunInfo] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_watch: Any = None
+
+    def start(self) -> None:
+        """Start the Pod watch (call from the event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._stop_watch = self.kube.watch_pods(MANAGED_BY_SELECTOR, self.settings.namespaces, self._on_pod_event)
+
+    async def close(self) -> None:
+        if self._stop_watch is not None:
+            self._stop_watch.set()
+        await self.engine.close()
+
+    def _on_pod_event(self, kind: str, pod: dict[str, Any]) -> None:
+        """From the watch thread: remember the Pod's latest state and wake whoever waits on it."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._changed_pod, kind, pod)
+
+    def _changed_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if kind == "DELETED":
+            self._pods.pop(key, None)
+        elif key in self._changed:  # only Pods someone follows are kept
+            self._pods[key] = pod
+        if event := self._changed.get(key):
+            event.set()
+
+    # ---- the Executor interface ----------------------------------------------------------------------------
+
+    def decode(self, text: str) -> PodMeta:
+        return PodMeta.decode(text.encode())
+
+    async def create(self, task: AirflowTaskResource, attempt: int, run: RunInfo) -> tuple[PodMeta, TaskState]:
+        meta = PodMeta(namespace=task.namespace, attempt=attempt)
+        return meta, await self._start_step(task, meta, "execute", {})
+
+    async def get(self, task: AirflowTaskResource, meta: Any, run: RunInfo) -> TaskState:
+        assert isinstance(meta, PodMeta)
+        if meta.outcome is not None:
+            return _final(meta)
+        if meta.step == "deferred":
+            return await self._follow_trigger(task, meta, run)
+        return await self._follow_pod(task, meta)
+
+    async def wait(self, meta: Any, timeout: float) -> None:
+        assert isinstance(meta, PodMeta)
+        if meta.outcome is not None:
+            return
+        if meta.step == "deferred" and (trigger := self._triggers.get(meta.trigger or "")) is not None:
+            await self.engine.wait(trigger, timeout=timeout)
+            return
+        event = self._changed.get(self._key_of(meta))
+        if event is None:
+            await asyncio.sleep(timeout)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def delete(self, task: AirflowTaskResource, meta: Any, run: RunInfo | None) -> None:
+        assert isinstance(meta, PodMeta)
+        if meta.outcome is not None:
+            return
+        if meta.step != "deferred":
+            if meta.pod:
+                await self.kube.delete_pod(task.namespace, meta.pod)  # SIGTERM: the worker calls on_kill
+            return
+        if (trigger := await self._trigger_of(task, meta)) is not None:
+            await self.engine.delete(trigger)
+            self._drop_trigger(meta)
+        await self._kill(task, meta)
+
+    async def orphan(self, task: AirflowTaskResource, meta: Any) -> None:
+        """deletionPolicy Orphan: leave the step's Pod running after its AirflowTask is gone."""
+        assert isinstance(meta, PodMeta)
+        if meta.outcome is None and meta.step != "deferred" and meta.pod:
+            await self.kube.release_pod(task.namespace, meta.pod)
+
+    def status_fields(self, meta: Any) -> dict[str, Any]:
+        assert isinstance(meta, PodMeta)
+        fields: dict[str, Any] = {"podName": meta.pod}
+        if logs := self._logs.get(self._key_of(meta)):
+            fields["logs"] = "\n".join(logs[-self.settings.log_tail_lines:])
+        return fields
+
+    def forget(self, meta: Any) -> None:
+        assert isinstance(meta, PodMeta)
+        self._unfollow(meta)
+        self._drop_trigger(meta)
+
+    # ---- steps ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key_of(meta: PodMeta) -> tuple[str, str]:
+        return (meta.namespace, meta.pod or "")
+
+    def _follow(self, meta: PodMeta) -> tuple[str, str]:
+        """Start following the step's Pod (wake-ups from the watch, its latest state)."""
+        key = self._key_of(meta)
+        self._changed.setdefault(key, asyncio.Event())
+        return key
+
+    def _unfollow(self, meta: PodMeta) -> None:
+        key = self._key_of(meta)
+        for held in (self._pods, self._changed, self._logs):
+            held.pop(key, None)
+
+    async def _start_step(self, task: AirflowTaskResource, meta: PodMeta, step: str,
+                          order: dict[str, Any]) -> TaskState:
+        """Create (or adopt) the Pod of one step; the log tail of the steps before it is kept."""
+        earlier = self._logs.get(self._key_of(meta), [])
+        self._unfollow(meta)
+        meta.step = step
+        meta.pod = pod_name(task.name, task.uid, meta.attempt, step)
+        self._logs[self._follow(meta)] = earlier
+        work = {"version": 1, "step": step.split("-")[0], "task": self._task_order(task, meta), **order}
+        allowed = ",".join(self.settings.engine.allowed_modules)
+        manifest = build_pod(task, step=step, attempt=meta.attempt, work=work, image=task.image or self.image,
+                             allowed_modules=allowed)
+        created = await self.kube.create_pod(task.namespace, manifest)
+        if created is None:
+            existing = await self.kube.read_pod(task.namespace, meta.pod)
+            if existing is not None and not _owned_by(existing, task.uid):
+                return self._fail(meta, "PodConflict", f"Pod {task.namespace}/{meta.pod} exists and is not this "
+                                  "AirflowTask's; delete it or rename the AirflowTask", retryable=False)
+            log.info("adopted Pod %s/%s", task.namespace, meta.pod)
+        return TaskState(Phase.RUNNING, Reason.EXECUTING, f"Pod {meta.pod} runs {_what(step)}", job_id=meta.job_id,
+                         meta=None)
+
+    def _task_order(self, task: AirflowTaskResource, meta: PodMeta) -> dict[str, Any]:
+        obj = task.operator
+        return {
+            "operator": {"module": obj.module, "name": obj.name, "parameters": obj.parameters},
+            "name": task.task_id, "namespace": task.namespace, "uid": task.uid, "attempt": meta.attempt,
+            "logicalDate": format_time(task.logical_date), "params": dict(task.params),
+        }
+
+    async def _follow_pod(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
+        key = self._follow(meta)
+        self._changed[key].clear()
+        pod = self._pods.get(key) or await self.kube.read_pod(task.namespace, meta.pod or "")
+        if pod is None:
+            return self._fail(meta, "PodDeleted", f"Pod {meta.pod} was deleted before it reported an outcome")
+        if not _owned_by(pod, task.uid):
+            return self._fail(meta, "PodConflict", f"Pod {meta.pod} is not this AirflowTask's", retryable=False)
+        outcome = pod_outcome(pod)
+        if outcome.state == "Terminated":
+            tail = await self.kube.pod_log_tail(task.namespace, meta.pod or "", self.settings.log_tail_lines)
+            self._logs[key] = [*self._logs.get(key, []), *tail]
+            return await self._finished_step(task, meta, outcome)
+        if outcome.failed:  # a Pod that will never run: say why, and remove it
+            await self.kube.delete_pod(task.namespace, meta.pod or "")
+            return self._fail(meta, outcome.reason, outcome.message or f"Pod {meta.pod} cannot run")
+        if outcome.state == "Pending":
+            return TaskState(Phase.PENDING, "PodPending", outcome.message or f"Pod {meta.pod} is pending",
+                             job_id=meta.job_id)
+        return TaskState(Phase.RUNNING, Reason.EXECUTING, f"Pod {meta.pod} runs {_what(meta.step)}",
+                         job_id=meta.job_id)
+
+    async def _finished_step(self, task: AirflowTaskResource, meta: PodMeta, outcome: PodOutcome) -> TaskState:
+        report = outcome.outcome
+        if outcome.failed or report is None:
+            return self._fail(meta, outcome.reason or "NoOutcome",
+                              outcome.message or f"Pod {meta.pod} ended without an outcome")
+        meta.job_id = report.get("jobId") or meta.job_id
+        if report.get("phase") == "Deferred":
+            meta.state = report.get("state") or {}
+            meta.deferral = report.get("deferral")
+            meta.step = "deferred"
+            return await self._start_trigger(task, meta)
+        meta.outcome = {key: report.get(key) for key in ("phase", "reason", "message", "result", "retryable")}
+        return _final(meta)
+
+    # ---- triggers ------------------------------------------------------------------------------------------
+
+    async def _run_with_connections(self, task: AirflowTaskResource) -> RunInfo:
+        """The run info for a trigger: the connections the task names, read from its Secrets now."""
+        connections = {
+            ref.conn_id: await self.kube.read_secret_key(task.namespace, ref.secret_name, ref.secret_key)
+            for ref in task.connections
+        }
+        return RunInfo(run_id=task.run_id, logical_date=task.logical_date, connections=connections,
+                       params=task.params)
+
+    async def _start_trigger(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
+        deferral = meta.deferral or {}
+        trigger = deferral.get("trigger") or {}
+        module, _, name = str(trigger.get("classpath", "")).rpartition(".")
+        obj = AirflowObj(module, name, dict(trigger.get("kwargs") or {}))
+        run = await self._run_with_connections(task)
+        engine_meta, state = await self.engine.create(obj, task_id=task.task_id, run=run)
+        meta.trigger = engine_meta.encode().decode()
+        self._triggers[meta.trigger], self._trigger_runs[meta.trigger] = engine_meta, run
+        if state.phase is Phase.FAILED and state.reason in (Reason.NOT_ALLOWED, Reason.IMPORT_FAILED,
+                                                             Reason.INVALID_PARAMETERS):
+            await self._kill(task, meta)
+            return self._fail(meta, state.reason, f"the trigger cannot run: {state.message}", retryable=False)
+        return TaskState(Phase.RUNNING, Reason.DEFERRED, f"waiting for trigger {name}", job_id=meta.job_id)
+
+    async def _trigger_of(self, task: AirflowTaskResource, meta: PodMeta) -> AirflowMetadata | None:
+        if not meta.trigger:
+            return None
+        if meta.trigger not in self._triggers:  # after a restart: the engine restores it from its metadata
+            self._triggers[meta.trigger] = AirflowMetadata.decode(meta.trigger.encode())
+        return self._triggers[meta.trigger]
+
+    async def _follow_trigger(self, task: AirflowTaskResource, meta: PodMeta, run: RunInfo) -> TaskState:
+        trigger = await self._trigger_of(task, meta)
+        if trigger is None:
+            return self._fail(meta, "InvalidResourceMeta", "a deferred task without its trigger", retryable=False)
+        deadline = (meta.deferral or {}).get("deadline")
+        if (run := self._trigger_runs.get(meta.trigger or "")) is None:
+            run = self._trigger_runs[meta.trigger or ""] = await self._run_with_connections(task)
+        state = await self.engine.get(trigger, run=run)
+        if not state.finished and deadline and datetime.fromisoformat(deadline) <= datetime.now(UTC):
+            await self.engine.delete(trigger)
+            return await self._callback(task, meta, "__fail__", _NO_EVENT, {"error": "Trigger timeout"})
+        if not state.finished:
+            return TaskState(Phase.RUNNING, Reason.DEFERRED, state.message, job_id=meta.job_id)
+        self._drop_trigger(meta)
+        deferral = meta.deferral or {}
+        if state.phase is Phase.SUCCEEDED:
+            return await self._callback(task, meta, deferral.get("method") or "execute_complete", state.result,
+                                        dict(deferral.get("nextKwargs") or {}))
+        return await self._callback(task, meta, "__fail__", _NO_EVENT,
+                                    {"error": "Trigger failure", "traceback": [state.message]})
+
+    def _drop_trigger(self, meta: PodMeta) -> None:
+        self._trigger_runs.pop(meta.trigger or "", None)
+        if (trigger := self._triggers.pop(meta.trigger or "", None)) is not None:
+            self.engine.forget(trigger)
+
+    async def _callback(self, task: AirflowTaskResource, meta: PodMeta, method: str, event: Any,
+                        next_kwargs: dict[str, Any]) -> TaskState:
+        """The trigger fired (or failed): hand the callback to a new Pod, as Airflow hands it to a worker."""
+        meta.callbacks += 1
+        meta.trigger = None
+        order = {"method": method, "nextKwargs": next_kwargs, "state": meta.state}
+        if event is not _NO_EVENT:  # a trigger that fired always passes its event, even a null one
+            order["event"] = event
+        return await self._start_step(task, meta, f"callback-{meta.callbacks}", order)
+
+    async def _kill(self, task: AirflowTaskResource, meta: PodMeta) -> None:
+        """A short Pod that restores the deferred task's state and calls on_kill (cancels its external job)."""
+        await self._start_step(task, meta, "kill", {"state": meta.state})
+        key = self._key_of(meta)
+        deadline = asyncio.get_running_loop().time() + _KILL_WAIT_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            self._changed[key].clear()
+            pod = self._pods.get(key) or await self.kube.read_pod(task.namespace, meta.pod or "")
+            if pod is None or pod_outcome(pod).state == "Terminated":
+                return
+            await self.wait(meta, 2.0)
+        log.warning("the kill Pod %s/%s did not finish in %.0fs", task.namespace, meta.pod, _KILL_WAIT_SECONDS)
+
+    def _fail(self, meta: PodMeta, reason: str, message: str, retryable: bool = True) -> TaskState:
+        meta.outcome = {"phase": "Failed", "reason": reason, "message": message, "result": None,
+                        "retryable": retryable}
+        return _final(meta)
+
+
+def _final(meta: PodMeta) -> TaskState:
+    outcome = meta.outcome or {}
+    phase = Phase.SUCCEEDED if outcome.get("phase") == "Succeeded" else Phase.FAILED
+    return TaskState(phase, str(outcome.get("reason") or "NoOutcome"), str(outcome.get("message") or ""),
+                     result=outcome.get("result"), retryable=bool(outcome.get("retryable", True)),
+                     job_id=meta.job_id)
+
+
+def _owned_by(pod: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
+
+
+def _what(step: str) -> str:
+    return {"execute": "execute()", "kill": "on_kill()"}.get(step, "the callback")
