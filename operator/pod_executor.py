@@ -48,7 +48,7 @@ class PodMeta:
     state: dict[str, Any] = field(default_factory=dict)
     deferral: dict[str, Any] | None = None
     trigger: str | None = None
-    """The engine's metadata of the trigger running in the operator (JSON)."""
+    """The key the deferral's trigger runs under in the operator's engine (it runs again after a restart)."""
     job_id: str | None = None
     callbacks: int = 0
     outcome: dict[str, Any] | None = None
@@ -149,7 +149,7 @@ class PodExecutor:
             if meta.pod:
                 await self.kube.delete_pod(task.namespace, meta.pod)  # SIGTERM: the worker calls on_kill
             return
-        if (trigger := await self._trigger_of(task, meta)) is not None:
+        if (trigger := self._triggers.get(meta.trigger or "")) is not None:
             await self.engine.delete(trigger)
             self._drop_trigger(meta)
         await self._kill(task, meta)
@@ -234,7 +234,10 @@ class PodExecutor:
             return await self._finished_step(task, meta, outcome)
         if outcome.failed:  # a Pod that will never run: say why, and remove it
             await self.kube.delete_pod(task.namespace, meta.pod or "")
-            return self._fail(meta, outcome.reason, outcome.message or f"Pod {meta.pod} cannot run")
+            reason, message = outcome.reason or "PodFailed", outcome.message or f"Pod {meta.pod} cannot run"
+            if reason == "CreateContainerConfigError" and "secret" in message.lower():
+                reason, message = "MissingSecret", f"{message}; it is named in spec.connections"
+            return self._fail(meta, reason, message)
         if outcome.state == "Pending":
             return TaskState(Phase.PENDING, "PodPending", outcome.message or f"Pod {meta.pod} is pending",
                              job_id=meta.job_id)
@@ -267,35 +270,42 @@ class PodExecutor:
                        params=task.params)
 
     async def _start_trigger(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
-        deferral = meta.deferral or {}
-        trigger = deferral.get("trigger") or {}
-        module, _, name = str(trigger.get("classpath", "")).rpartition(".")
-        obj = AirflowObj(module, name, dict(trigger.get("kwargs") or {}))
-        run = await self._run_with_connections(task)
-        engine_meta, state = await self.engine.create(obj, task_id=task.task_id, run=run)
-        meta.trigger = engine_meta.encode().decode()
-        self._triggers[meta.trigger], self._trigger_runs[meta.trigger] = engine_meta, run
+        state = await self._launch_trigger(task, meta)
         if state.phase is Phase.FAILED and state.reason in (Reason.NOT_ALLOWED, Reason.IMPORT_FAILED,
                                                              Reason.INVALID_PARAMETERS):
             await self._kill(task, meta)
             return self._fail(meta, state.reason, f"the trigger cannot run: {state.message}", retryable=False)
-        return TaskState(Phase.RUNNING, Reason.DEFERRED, f"waiting for trigger {name}", job_id=meta.job_id)
+        return TaskState(Phase.RUNNING, Reason.DEFERRED, f"waiting for trigger {_trigger_name(meta)}",
+                         job_id=meta.job_id)
+
+    async def _launch_trigger(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
+        """Run the deferral's trigger in the engine (a trigger class runs there as a task of its own).
+
+        As Airflow's triggerer does, a trigger is rebuilt from its serialized form whenever it must run again
+        (after a restart of the operator): ``meta.trigger`` is only the key it runs under in this process.
+        """
+        trigger = (meta.deferral or {}).get("trigger") or {}
+        module, _, name = str(trigger.get("classpath", "")).rpartition(".")
+        obj = AirflowObj(module, name, dict(trigger.get("kwargs") or {}))
+        run = await self._run_with_connections(task)
+        engine_meta, state = await self.engine.create(obj, task_id=task.task_id, run=run)
+        meta.trigger = engine_meta.task_key
+        self._triggers[meta.trigger], self._trigger_runs[meta.trigger] = engine_meta, run
+        return state
 
     async def _trigger_of(self, task: AirflowTaskResource, meta: PodMeta) -> AirflowMetadata | None:
-        if not meta.trigger:
+        if not meta.deferral:
             return None
-        if meta.trigger not in self._triggers:  # after a restart: the engine restores it from its metadata
-            self._triggers[meta.trigger] = AirflowMetadata.decode(meta.trigger.encode())
-        return self._triggers[meta.trigger]
+        if (meta.trigger or "") not in self._triggers:  # after a restart: run it again from its serialized form
+            await self._launch_trigger(task, meta)
+        return self._triggers[meta.trigger or ""]
 
     async def _follow_trigger(self, task: AirflowTaskResource, meta: PodMeta, run: RunInfo) -> TaskState:
         trigger = await self._trigger_of(task, meta)
         if trigger is None:
             return self._fail(meta, "InvalidResourceMeta", "a deferred task without its trigger", retryable=False)
         deadline = (meta.deferral or {}).get("deadline")
-        if (run := self._trigger_runs.get(meta.trigger or "")) is None:
-            run = self._trigger_runs[meta.trigger or ""] = await self._run_with_connections(task)
-        state = await self.engine.get(trigger, run=run)
+        state = await self.engine.get(trigger, run=self._trigger_runs[meta.trigger or ""])
         if not state.finished and deadline and datetime.fromisoformat(deadline) <= datetime.now(UTC):
             await self.engine.delete(trigger)
             return await self._callback(task, meta, "__fail__", _NO_EVENT, {"error": "Trigger timeout"})
@@ -349,6 +359,10 @@ def _final(meta: PodMeta) -> TaskState:
     return TaskState(phase, str(outcome.get("reason") or "NoOutcome"), str(outcome.get("message") or ""),
                      result=outcome.get("result"), retryable=bool(outcome.get("retryable", True)),
                      job_id=meta.job_id)
+
+
+def _trigger_name(meta: PodMeta) -> str:
+    return str(((meta.deferral or {}).get("trigger") or {}).get("classpath", "")).rpartition(".")[2]
 
 
 def _owned_by(pod: dict[str, Any], uid: str) -> bool:

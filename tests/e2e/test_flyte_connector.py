@@ -46,8 +46,9 @@ CONNECTIONS = ",".join(f"{conn_id}={SECRET}/{conn_id}" for conn_id in ("local_ht
 
 
 @pytest.fixture(scope="module")
-def services() -> Iterator[FixtureServices]:
-    with FixtureServices() as ready:
+def services(operator_process: Any) -> Iterator[FixtureServices]:
+    in_pods = isinstance(operator_process, OperatorDeployment)  # task Pods read the test image's database
+    with (FixtureServices("/opt/airflowtask-test/ready.db") if in_pods else FixtureServices()) as ready:
         yield ready
 
 

@@ -8,15 +8,14 @@ BASH = ("airflow.providers.standard.operators.bash", "BashOperator")
 
 
 def test_retry_counts_attempts_and_succeeds_on_the_second(kubectl: Kubectl, operator: object, namespace: str) -> None:
-    counter = f"/tmp/{namespace}-attempts"  # where the task runs: the operator's /tmp
-    command = f'n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; test "$n" -ge 1'
+    command = 'echo "try {{ ti.try_number }}"; test {{ ti.try_number }} -ge 2'  # each attempt is a new Pod
     kubectl.apply(airflow_task("flaky", namespace, *BASH, {"bash_command": command}, backoffLimit=2))
     retrying = kubectl.wait_task("flaky", namespace, lambda o: o.get("status", {}).get("reason") == "Retrying")
     assert retrying["status"]["phase"] == "Pending"
     assert retrying["status"]["nextAttemptTime"]
     assert "attempt 1 failed" in retrying["status"]["message"]
     status = kubectl.wait_phase("flaky", namespace, "Succeeded", timeout=60)["status"]
-    assert status["attempts"] == 2
+    assert (status["attempts"], status["result"]) == (2, "try 2")
     events = [(t, r) for t, r, _ in kubectl.events("flaky", namespace)]
     assert ("Warning", "Retrying") in events and ("Normal", "Completed") in events
 

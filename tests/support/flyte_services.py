@@ -26,7 +26,8 @@ class _Handler(JsonHandler):
 class FixtureServices:
     """Files and services for every fixture of tests/fixtures/flyte/index.json."""
 
-    def __init__(self) -> None:
+    def __init__(self, sqlite_path: str = str(FIXTURE_DIR / "ready.db")) -> None:
+        self.sqlite_path = sqlite_path  # where the tasks find the database (the test image has one)
         self.http = LocalServer(_Handler)
         self.jobs = JobService()
 
@@ -56,7 +57,7 @@ class FixtureServices:
     @property
     def connections(self) -> dict[str, str]:
         """conn_id -> Airflow connection (URI or JSON) for the connections the fixtures name."""
-        sqlite = {"conn_type": "sqlite", "host": str(FIXTURE_DIR / "ready.db")}
+        sqlite = {"conn_type": "sqlite", "host": self.sqlite_path}
         return {"local_http": self.http.url, "local_sqlite": json.dumps(sqlite), "local_jobs": self.jobs.url}
 
     def airflow_env(self) -> dict[str, str]:
