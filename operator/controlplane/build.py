@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +48,10 @@ Log = Callable[[str], None]
 class BuildError(RuntimeError):
     """A build step failed; carries the failing command and the tail of its output."""
 
-    def __init__(self, message: str, command: list[str] | None = None, output: str = "") -> None:
+    def __init__(self, message: str, command: Sequence[str] | None = None, output: str = "") -> None:
         super().__init__(message)
         self.message = message
-        self.command = command
+        self.command = list(command) if command else None
         self.output = output
 
     def __str__(self) -> str:

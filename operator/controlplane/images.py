@@ -59,26 +59,10 @@ _SLIM = ("--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr
          "--dpkgopt=path-exclude=/usr/share/locale/*")
 _EPOCH = "1970-01-01T00:00:00Z"  # the one-layer images' creation time: the same inputs give the same image
 _HEARTBEAT_SECONDS = 60
-_TAIL_LINES = 40
 
 
-class ImageError(RuntimeError):
+class ImageError(build.BuildError):
     """An image step failed; carries the failing command and the tail of its output."""
-
-    def __init__(self, message: str, command: Sequence[str] | None = None, output: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.command = list(command) if command else None
-        self.output = output
-
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.command:
-            parts.append(f"command: {shlex.join(self.command)}")
-        if self.output:
-            tail = "\n".join(self.output.rstrip().splitlines()[-_TAIL_LINES:])
-            parts.append(f"output (last {_TAIL_LINES} lines):\n{tail}")
-        return "\n".join(parts)
 
 
 @dataclass(frozen=True)
