@@ -93,7 +93,7 @@ def container_processes(layout: NodeLayout, pod_uid: str, container_id: str) -> 
     found: set[int] = set()
     for folder in _cgroup_dirs(layout):
         if folder.name == container_id and folder.parent.name == f"pod{pod_uid}":
-            found.update(int(line) for line in _read_lines(folder / "cgroup.procs"))
+            found.update(int(line) for line in _read(folder / "cgroup.procs").split())
     return sorted(found)
 
 
@@ -119,7 +119,7 @@ def _node_processes(layout: NodeLayout) -> list[tuple[int, str]]:
     own = {os.getpid()}
     found = {pid: cmd for pid, cmd in _proc_cmdlines() if marker in cmd and pid not in own}
     for folder in _cgroup_dirs(layout):
-        for line in _read_lines(folder / "cgroup.procs"):
+        for line in _read(folder / "cgroup.procs").split():
             pid = int(line)
             if pid not in own:
                 found.setdefault(pid, _cmdline(pid))
@@ -133,11 +133,12 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read(path: Path) -> str:
+    """A kernel file's text, or "" when it is gone (a process or cgroup may vanish while we look)."""
     try:
-        return [line for line in path.read_text().split() if line]
+        return path.read_text()
     except OSError:
-        return []
+        return ""
 
 
 def _kill_processes(layout: NodeLayout, log: Log) -> None:
@@ -157,18 +158,11 @@ def _kill_processes(layout: NodeLayout, log: Log) -> None:
 def cgroup_mounts() -> list[Path]:
     """The mount points of every cgroup hierarchy (one per controller on cgroup v1, one on v2)."""
     points = []
-    for line in _read_lines_by_line(Path("/proc/mounts")):
+    for line in _read(Path("/proc/mounts")).splitlines():
         fields = line.split()
         if len(fields) > 2 and fields[2] in ("cgroup", "cgroup2"):
             points.append(Path(fields[1]))
     return points
-
-
-def _read_lines_by_line(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except OSError:
-        return []
 
 
 def _cgroup_dirs(layout: NodeLayout) -> list[Path]:
@@ -190,7 +184,7 @@ def _remove_cgroups(layout: NodeLayout) -> None:
 def _mounts_below(root: Path) -> list[str]:
     prefix = str(root).rstrip("/") + "/"
     points = []
-    for line in _read_lines_by_line(Path("/proc/self/mountinfo")):
+    for line in _read(Path("/proc/self/mountinfo")).splitlines():
         point = line.split()[4].replace("\\040", " ")
         if point.startswith(prefix) or point == str(root):
             points.append(point)

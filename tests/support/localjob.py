@@ -18,7 +18,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
@@ -33,7 +33,6 @@ class Job:
     ends_at: float
     result: Any
     cancelled: bool = False
-    submitted_at: float = field(default_factory=time.time)
 
     @property
     def state(self) -> str:
