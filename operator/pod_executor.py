@@ -189,6 +189,12 @@ class PodExecutor:
         for held in (self._pods, self._changed, self._logs):
             held.pop(key, None)
 
+    async def _latest_pod(self, meta: PodMeta) -> dict[str, Any] | None:
+        """The step's Pod as the watch last saw it, else as the API has it; later changes wake wait()."""
+        key = self._follow(meta)
+        self._changed[key].clear()
+        return self._pods.get(key) or await self.kube.read_pod(meta.namespace, meta.pod or "")
+
     async def _start_step(self, task: AirflowTaskResource, meta: PodMeta, step: str,
                           order: dict[str, Any]) -> TaskState:
         """Create (or adopt) the Pod of one step; the log tail of the steps before it is kept."""
@@ -221,8 +227,7 @@ class PodExecutor:
 
     async def _follow_pod(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
         key = self._follow(meta)
-        self._changed[key].clear()
-        pod = self._pods.get(key) or await self.kube.read_pod(task.namespace, meta.pod or "")
+        pod = await self._latest_pod(meta)
         if pod is None:
             return self._fail(meta, "PodDeleted", f"Pod {meta.pod} was deleted before it reported an outcome")
         if not _owned_by(pod, task.uid):
@@ -337,11 +342,9 @@ class PodExecutor:
     async def _kill(self, task: AirflowTaskResource, meta: PodMeta) -> None:
         """A short Pod that restores the deferred task's state and calls on_kill (cancels its external job)."""
         await self._start_step(task, meta, "kill", {"state": meta.state})
-        key = self._key_of(meta)
         deadline = asyncio.get_running_loop().time() + _KILL_WAIT_SECONDS
         while asyncio.get_running_loop().time() < deadline:
-            self._changed[key].clear()
-            pod = self._pods.get(key) or await self.kube.read_pod(task.namespace, meta.pod or "")
+            pod = await self._latest_pod(meta)
             if pod is None or pod_outcome(pod).state == "Terminated":
                 return
             await self.wait(meta, 2.0)
