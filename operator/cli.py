@@ -26,19 +26,18 @@ REPO = Path(__file__).resolve().parent.parent
 CRD = REPO / "crds" / "airflowtask.yaml"
 
 
-def run_operator(namespaces: Sequence[str], liveness: str | None, log_format: str, verbose: bool) -> None:
-    """Run the kopf operator in this process until SIGINT/SIGTERM."""
+def run_operator(liveness: str | None, log_format: str, verbose: bool) -> None:
+    """Run the operator in this process until SIGINT/SIGTERM: kopf's handlers while it holds the Lease."""
+    import asyncio
+
     import airflowtask.handlers  # noqa: F401  (registers the handlers; imports Airflow)
     import kopf
+    from airflowtask.runner import serve
+    from airflowtask.settings import Settings
 
     logging.getLogger().handlers.clear()  # Airflow installed a root handler on import; kopf's is the one we want
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        liveness_endpoint=liveness,
-    )
+    asyncio.run(serve(Settings.from_env(), liveness))
 
 
 def _kubectl_in(env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
@@ -86,7 +85,8 @@ def dev(manifests: Sequence[str], once: bool, timeout: float, local_process: boo
         else:
             print(f"using the cluster of KUBECONFIG={env['KUBECONFIG']}", flush=True)
         kubectl = _kubectl_in(env)
-        if local_process:
+        if local_process:  # the CRD, and the namespace of the replicas' Lease
+            kubectl("apply", "-f", str(REPO / "manifests" / "namespace.yaml"))
             kubectl("apply", "--server-side", "-f", str(CRD))
             kubectl("wait", "--for=condition=Established", "crd/airflowtasks.airflowtask.dev", "--timeout=60s")
             operator = subprocess.Popen([sys.executable, "-P", "-m", "airflowtask", "run"], env=env)
@@ -152,10 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         if args.log_format == "json":  # before Airflow is first imported
             os.environ.setdefault("AIRFLOW__LOGGING__JSON_LOGS", "True")
-        from airflowtask.settings import Settings
-
-        namespaces = args.namespace or Settings.from_env().namespaces
-        run_operator(namespaces, args.liveness or None, args.log_format, args.verbose)
+        if args.namespace:
+            os.environ["AIRFLOWTASK_NAMESPACES"] = ",".join(args.namespace)
+        run_operator(args.liveness or None, args.log_format, args.verbose)
         return 0
     logging.basicConfig(level=logging.INFO)
     return dev(args.manifests, args.once, args.timeout, args.local_process)

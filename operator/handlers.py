@@ -4,7 +4,8 @@
 - a deletion handler cancels the external job before kopf removes the finalizer;
 - a daemon per finished AirflowTask with ``ttlSecondsAfterFinished`` deletes it when due.
 
-Run with ``airflowtask-operator run`` or ``kopf run -m airflowtask.handlers``.
+Run with ``airflowtask-operator run``: kopf runs these only while the replica holds the Lease
+(``airflowtask.runner``), and every write of our own is fenced by it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import kopf
 from airflowtask import metrics
 from airflowtask.connector_core import Engine
 from airflowtask.executors import Executor, InProcessExecutor
-from airflowtask.kube import Kube, load_client_config
+from airflowtask.kube import Kube, NotLeading, load_client_config
+from airflowtask.outage import OUTAGE, is_api_trouble
 from airflowtask.pod_executor import PodExecutor
 from airflowtask.reconcile import Reconciler, TaskMemory
 from airflowtask.resource import FINISHED_PHASES, AirflowTaskResource
@@ -41,12 +43,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     config = Settings.from_env()
-    kube = Kube(load_client_config(), workers=config.api_workers)
+    kube = Kube(load_client_config(), workers=config.api_workers, may_write=memo.get("may_act", lambda: True))
     engine = Engine(config.engine)
     memo.reconciler = Reconciler(await _executor(config, kube, engine), kube, config)
     metrics.bind_engine(lambda: engine.running_triggers, engine.pool_in_use)
-    if config.metrics_port:
-        metrics.serve(config.metrics_port)
 
 
 async def _executor(config: Settings, kube: Kube, engine: Engine) -> Executor:
@@ -98,8 +98,16 @@ async def advance(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, stopped
     watcher.add_done_callback(lambda _: stop.set())
     try:
         events = await reconciler.advance(AirflowTaskResource.parse(body), dict(status), _memory(memo), stop=stop)
+    except NotLeading:
+        return  # the Lease is lost: kopf is being stopped
+    except Exception as error:
+        if not is_api_trouble(error):
+            raise
+        OUTAGE.failed("status writes", error)  # told once per outage; this timer runs again in a second
+        return
     finally:
         watcher.cancel()
+    OUTAGE.succeeded("status writes")
     _post(body, events)
 
 
@@ -133,6 +141,14 @@ async def expire(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, 
         if remaining is None:
             return
         if remaining <= 0:
-            await reconciler.kube.delete_task(body["metadata"]["namespace"], body["metadata"]["name"])
+            try:
+                await reconciler.kube.delete_task(body["metadata"]["namespace"], body["metadata"]["name"])
+            except Exception as error:
+                if not is_api_trouble(error):
+                    raise
+                OUTAGE.failed("TTL deletes", error)
+                await stopped.wait(1.0)
+                continue
+            OUTAGE.succeeded("TTL deletes")
             return
         await stopped.wait(min(remaining, 30.0))

@@ -19,6 +19,7 @@ from typing import Any
 
 import kubernetes
 import kubernetes.watch
+from airflowtask.outage import OUTAGE, describe, is_api_trouble
 from airflowtask.settings import GROUP, PLURAL, VERSION
 from kubernetes.client.exceptions import ApiException
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 class SecretError(Exception):
     """A Secret or key named in ``spec.connections`` cannot be read."""
+
+
+class NotLeading(Exception):
+    """A write refused because this replica does not (or no longer) hold the Lease."""
 
 
 def load_client_config() -> kubernetes.client.ApiClient:
@@ -39,21 +44,37 @@ def load_client_config() -> kubernetes.client.ApiClient:
 
 
 class Kube:
-    """Async wrappers over the blocking Kubernetes client, run in a small thread pool."""
+    """Async wrappers over the blocking Kubernetes client, run in a small thread pool.
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, workers: int) -> None:
+    Every write first asks ``may_write`` (the Lease's fence), in the thread that sends it, and raises
+    :class:`NotLeading` instead of sending when this replica may no longer act.
+    """
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, workers: int,
+                 may_write: Callable[[], bool] = lambda: True, timeout: float = 30.0) -> None:
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube-api")
+        self._may_write = may_write
+        self._timeout = timeout
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
+        kwargs.setdefault("_request_timeout", self._timeout)
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        def fenced(*args: Any, **kwargs: Any) -> Any:
+            if not self._may_write():
+                raise NotLeading("this replica does not hold the Lease")
+            return fn(*args, **kwargs)
+
+        return await self._call(fenced, *args, **kwargs)
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
         """Merge-patch the status subresource; False when the object is already gone."""
         try:
-            await self._call(
+            await self._write(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP, VERSION, namespace, PLURAL, name, {"status": patch},
             )
@@ -66,7 +87,7 @@ class Kube:
     async def delete_task(self, namespace: str, name: str) -> None:
         """Delete an AirflowTask; deleting one that is already gone is fine."""
         try:
-            await self._call(self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+            await self._write(self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -97,7 +118,7 @@ class Kube:
     async def create_pod(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create a Pod; None when one of that name exists already (the caller adopts it)."""
         try:
-            pod = await self._call(self._core.create_namespaced_pod, namespace, manifest)
+            pod = await self._write(self._core.create_namespaced_pod, namespace, manifest)
         except ApiException as error:
             if error.status == 409:
                 return None
@@ -117,7 +138,7 @@ class Kube:
     async def delete_pod(self, namespace: str, name: str) -> None:
         """Delete a Pod gracefully (its container gets SIGTERM); a Pod already gone is fine."""
         try:
-            await self._call(self._core.delete_namespaced_pod, name, namespace)
+            await self._write(self._core.delete_namespaced_pod, name, namespace)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -133,7 +154,7 @@ class Kube:
     async def release_pod(self, namespace: str, name: str) -> None:
         """Drop a Pod's ownerReferences, so that deleting its owner leaves it running."""
         try:
-            await self._call(self._core.patch_namespaced_pod, name, namespace,
+            await self._write(self._core.patch_namespaced_pod, name, namespace,
                              {"metadata": {"ownerReferences": None}})
         except ApiException as error:
             if error.status != 404:
@@ -158,25 +179,28 @@ class Kube:
 
     def _watch_pods(self, selector: str, namespace: str | None, on_change: Callable[[str, dict[str, Any]], None],
                     stop: threading.Event) -> None:
+        """List, then watch from the list's version; list again after the watch ends or breaks."""
         lister = (self._core.list_pod_for_all_namespaces if namespace is None
                   else lambda **kw: self._core.list_namespaced_pod(namespace, **kw))
-        failing = False
+        part = f"the Pod watch ({namespace or 'all namespaces'})"
         while not stop.is_set():
             try:
+                listed = lister(label_selector=selector, _request_timeout=self._timeout)
+                OUTAGE.succeeded(part)
+                for pod in listed.items:
+                    on_change("MODIFIED", self._plain(pod))
                 watch = kubernetes.watch.Watch()
-                for event in watch.stream(lister, label_selector=selector, timeout_seconds=300,
-                                          _request_timeout=330):
-                    if failing:
-                        log.warning("the Pod watch works again")
-                        failing = False
+                for event in watch.stream(lister, label_selector=selector, timeout_seconds=300, _request_timeout=330,
+                                          resource_version=listed.metadata.resource_version):
                     on_change(event["type"], self._plain(event["object"]))
                     if stop.is_set():
                         watch.stop()
-            except Exception as error:  # the API server is away or refuses: say it once, retry soon
-                if not failing:
-                    log.warning("the Pod watch failed (%s); retrying every 2s", error)
-                    failing = True
-                time.sleep(2)
+            except Exception as error:
+                if is_api_trouble(error):
+                    OUTAGE.failed(part, error)
+                else:  # e.g. 410 Gone: the version expired, list again
+                    log.debug("%s restarts: %s", part, describe(error))
+                time.sleep(0.5)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

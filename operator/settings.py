@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from airflowtask.connector_core import EngineConfig
+from airflowtask.lease import Timing
 
 GROUP = "airflowtask.dev"
 VERSION = "v1alpha1"
@@ -19,6 +20,11 @@ FINALIZER = f"{GROUP}/cancel-external-job"
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     return int(value) if value.strip() else default
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value.strip() else default
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -46,6 +52,11 @@ class Settings:
     process, with the operator's identity: only for a trusted single user."""
     task_image: str | None = None
     """The image of task Pods when ``spec.image`` is unset; default: the operator's own image."""
+    lease_namespace: str = "airflowtask-system"
+    """Where the replicas' Lease lives: the operator's own namespace (``POD_NAMESPACE``) in a cluster."""
+    lease_name: str = "airflowtask-operator"
+    lease_timing: Timing = field(default_factory=Timing)
+    """Lease duration, renew deadline and retry period, in seconds."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +71,14 @@ class Settings:
             metrics_port=_int("AIRFLOWTASK_METRICS_PORT", cls.metrics_port),
             execution=_execution(os.environ.get("AIRFLOWTASK_EXECUTION", "").strip() or cls.execution),
             task_image=os.environ.get("AIRFLOWTASK_TASK_IMAGE") or None,
+            lease_namespace=(os.environ.get("AIRFLOWTASK_LEASE_NAMESPACE") or os.environ.get("POD_NAMESPACE")
+                             or cls.lease_namespace),
+            lease_name=os.environ.get("AIRFLOWTASK_LEASE_NAME") or cls.lease_name,
+            lease_timing=Timing(
+                lease_duration=_float("AIRFLOWTASK_LEASE_DURATION_SECONDS", Timing.lease_duration),
+                renew_deadline=_float("AIRFLOWTASK_LEASE_RENEW_DEADLINE_SECONDS", Timing.renew_deadline),
+                retry_period=_float("AIRFLOWTASK_LEASE_RETRY_PERIOD_SECONDS", Timing.retry_period),
+            ),
         )
 
 

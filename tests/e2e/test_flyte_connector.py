@@ -81,7 +81,7 @@ class ConnectorDeployment(OperatorDeployment):
         return f"{ip}:8000"
 
     def start(self, timeout: float = 180.0) -> list[agent_pb2.Agent]:
-        """Scale to one Ready Pod, then wait until its Service answers ListAgents."""
+        """Scale to its Ready Pods, then wait until its Service answers ListAgents."""
         super().start(timeout)
         deadline = time.monotonic() + 60
         with ConnectorClient(self.address, timeout=2.0) as client:
@@ -103,7 +103,7 @@ def server(
     if isinstance(operator_process, OperatorDeployment):
         connector = ConnectorDeployment(cluster, operator_process.image, tmp_path_factory.mktemp("connector"), env,
                                         base=MANIFESTS / "flyte-connector", name="airflowtask-flyte-connector",
-                                        component="flyte-connector")
+                                        component="flyte-connector", lease=None)
         connector.deploy()
         yield connector
         connector.stop()

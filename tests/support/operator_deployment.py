@@ -1,6 +1,8 @@
-"""The real operator as users run it: the Deployment of ``manifests/`` (probes, ServiceAccount, RBAC,
-securityContext exactly as shipped), with the image set to the test image and a few settings added.
-The Flyte connector of ``manifests/flyte-connector/`` is run the same way."""
+"""The real operator as users run it: the Deployment of ``manifests/`` (two replicas electing a leader on a Lease,
+probes, ServiceAccount, RBAC, securityContext exactly as shipped), with the image set to the test image and a few
+settings added. The Flyte connector of ``manifests/flyte-connector/`` is run the same way (one replica, no Lease).
+
+"The operator" below is the replica that leads (holds the Lease); the others stand by."""
 
 from __future__ import annotations
 
@@ -16,13 +18,15 @@ from airflowtask.controlplane import Kubectl as Cluster
 from airflowtask.controlplane.teardown import container_processes
 from airflowtask.install import DEPLOYMENT, MANIFESTS, NAMESPACE, install, write_overlay
 
+LEASE = "airflowtask-operator"  # manifests/rbac.yaml, airflowtask.settings
+
 
 class OperatorDeployment:
     """Deploy, kill, restart and read a Deployment of the shipped manifests running in the cluster."""
 
     def __init__(self, cluster: Cluster, image: str, workdir: Path, env: Mapping[str, str],
                  signing_key: str | None = None, base: Path = MANIFESTS, name: str = DEPLOYMENT,
-                 component: str = "operator") -> None:
+                 component: str = "operator", lease: str | None = LEASE) -> None:
         self.cluster = cluster
         self.image = image
         self.workdir = workdir
@@ -30,9 +34,10 @@ class OperatorDeployment:
         self.signing_key = signing_key
         self.base = base
         self.name = name
+        self.lease = lease
         self.selector = f"app.kubernetes.io/name={name},app.kubernetes.io/component={component}"
-        self._restarts = 0
-        self._pod: dict[str, Any] = {}
+        self.replicas = 1
+        self._leader: dict[str, Any] = {}
 
     def kubectl(self, *args: str, check: bool = True) -> Any:
         return self.cluster.kubectl(*args, check=check)
@@ -45,37 +50,39 @@ class OperatorDeployment:
                          f"--from-literal=key={self.signing_key}", check=False)
         overlay = write_overlay(self.workdir / f"{self.name}-overlay", self.image, self.env, self.base, self.name)
         install(self.kubectl, overlay, self.name)
+        deployment = json.loads(self.kubectl("get", f"deployment/{self.name}", "-n", NAMESPACE, "-o", "json").stdout)
+        self.replicas = deployment["spec"]["replicas"]  # as shipped
         self.start()
 
     def start(self, timeout: float = 180.0) -> None:
-        """Make sure one operator Pod runs and is Ready (after a kill, the kubelet or the Deployment restarts it)."""
-        self.kubectl("scale", f"deployment/{self.name}", "-n", NAMESPACE, "--replicas=1")
+        """Make sure every replica runs and is Ready and one of them leads (after a kill, the kubelet restarts it)."""
+        self.kubectl("scale", f"deployment/{self.name}", "-n", NAMESPACE, f"--replicas={self.replicas}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pod = self._ready_pod()
-            if pod is not None:
-                self._pod = pod
-                self._restarts = _restarts(pod)
+            ready = self._ready_pods()
+            leader = self._leader_among(ready)
+            if len(ready) == self.replicas and leader is not None:
+                self._leader = leader
                 return
             time.sleep(0.5)
         raise RuntimeError(f"the operator did not become Ready in {timeout}s:\n{self.describe()}")
 
     def kill(self) -> None:
-        """SIGKILL the operator's processes, as an OOM kill would; its container is restarted by the kubelet."""
-        pod = self._current_pod()
+        """SIGKILL the leader's processes, as an OOM kill would; its container is restarted by the kubelet."""
+        pod = self.pod()
         pids = self._container_pids(pod)
         if pids:
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
         else:  # not our local node: the closest a client can do
             self.kubectl("delete", "pod", pod["metadata"]["name"], "-n", NAMESPACE, "--grace-period=0", "--force")
-        self._pod = {}
+        self._leader = {}
 
     def delete_pod(self) -> str:
-        """Delete the operator's Pod as `kubectl delete pod` does (graceful); return its name."""
-        name = self._current_pod()["metadata"]["name"]
+        """Delete the leader's Pod as `kubectl delete pod` does (graceful); return its name."""
+        name = self.pod()["metadata"]["name"]
         self.kubectl("delete", "pod", name, "-n", NAMESPACE, "--wait=false")
-        self._pod = {}
+        self._leader = {}
         return name
 
     def stop(self) -> None:
@@ -83,30 +90,47 @@ class OperatorDeployment:
 
     @property
     def running(self) -> bool:
-        """True while the Pod seen at the last start() is Ready and its container has not restarted since."""
-        pod = self._ready_pod()
-        return (pod is not None and bool(self._pod)
-                and pod["metadata"]["uid"] == self._pod["metadata"]["uid"] and _restarts(pod) == self._restarts)
+        """True while the leader seen at the last start() still leads, is Ready and has not restarted since."""
+        pod = self._leader_among(self._ready_pods())
+        return (pod is not None and bool(self._leader) and pod["metadata"]["uid"] == self._leader["metadata"]["uid"]
+                and _restarts(pod) == _restarts(self._leader))
+
+    def holder(self) -> str:
+        """The Lease's holder identity (``<pod>_<process>``), or "" when nobody holds it."""
+        if self.lease is None:
+            return ""
+        result = self.kubectl("get", "lease", self.lease, "-n", NAMESPACE, "-o", "jsonpath={.spec.holderIdentity}",
+                              check=False)
+        return result.stdout.strip() if result.returncode == 0 else ""
 
     def logs(self) -> str:
-        """``kubectl logs`` of the current container."""
-        result = self.kubectl("logs", "-n", NAMESPACE, f"deployment/{self.name}", "--tail=-1", check=False)
+        """``kubectl logs`` of the leader's current container."""
+        result = self.kubectl("logs", "-n", NAMESPACE, self.pod()["metadata"]["name"], "--tail=-1", check=False)
         return result.stdout
 
     def url(self, port: int) -> str:
-        """``IP:port`` of the current Pod (this machine reaches Pod IPs)."""
-        return f"{self._current_pod()['status']['podIP']}:{port}"
+        """``IP:port`` of the leader's Pod (this machine reaches Pod IPs)."""
+        return f"{self.pod()['status']['podIP']}:{port}"
 
     @property
     def metrics_url(self) -> str:
         return f"http://{self.url(9100)}/metrics"
 
     def pod(self) -> dict[str, Any]:
-        return self._current_pod()
+        """The leader's Pod (with one replica and no Lease: the one Pod)."""
+        pods = self._pods()
+        leader = self._leader_among(pods)
+        if leader is None:
+            raise RuntimeError(f"no operator Pod in {NAMESPACE} leads (Lease holder {self.holder()!r})")
+        return leader
+
+    def pods(self) -> list[dict[str, Any]]:
+        """Every replica's Pod that is not being deleted."""
+        return self._pods()
 
     def exec_python(self, code: str) -> str:
-        """Run Python code in the current Pod's container (``kubectl exec``); return its output."""
-        name = self._current_pod()["metadata"]["name"]
+        """Run Python code in the leader's container (``kubectl exec``); return its output."""
+        name = self.pod()["metadata"]["name"]
         return self.kubectl("exec", "-n", NAMESPACE, name, "--", "python", "-c", code).stdout
 
     def describe(self) -> str:
@@ -116,18 +140,15 @@ class OperatorDeployment:
         raw = self.kubectl("get", "pods", "-n", NAMESPACE, "-l", self.selector, "-o", "json").stdout
         return [pod for pod in json.loads(raw)["items"] if not pod["metadata"].get("deletionTimestamp")]
 
-    def _ready_pod(self) -> dict[str, Any] | None:
-        for pod in self._pods():
-            conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
-            if conditions.get("Ready") == "True":
-                return pod
-        return None
+    def _ready_pods(self) -> list[dict[str, Any]]:
+        return [pod for pod in self._pods()
+                if {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}.get("Ready") == "True"]
 
-    def _current_pod(self) -> dict[str, Any]:
-        pods = self._pods()
-        if not pods:
-            raise RuntimeError(f"no operator Pod in {NAMESPACE}")
-        return pods[0]
+    def _leader_among(self, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if self.lease is None:
+            return pods[0] if pods else None
+        name = self.holder().rpartition("_")[0]
+        return next((pod for pod in pods if pod["metadata"]["name"] == name), None)
 
     def _container_pids(self, pod: dict[str, Any]) -> list[int]:
         layout = getattr(self.cluster, "layout", None)

@@ -172,10 +172,16 @@ def test_service_accounts_exist(deployment: Obj) -> None:
     _one(BASE + FLYTE, "ServiceAccount", deployment["spec"]["template"]["spec"]["serviceAccountName"])
 
 
-def test_operator_runs_alone_and_probes_kopf() -> None:
+def test_operator_runs_two_replicas_that_roll_without_a_gap_and_probes_them() -> None:
     spec = OPERATOR["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    labels = spec["template"]["metadata"]["labels"]
+    spread = spec["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [term["podAffinityTerm"]["topologyKey"] for term in spread] == ["kubernetes.io/hostname"]
+    assert spread[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == labels
+    budget = _one(BASE, "PodDisruptionBudget", "airflowtask-operator")
+    assert budget["spec"]["maxUnavailable"] == 1 and budget["spec"]["selector"]["matchLabels"] == labels
     container = _container(OPERATOR)
     command = container["command"] + container["args"]
     assert command[:2] == ["airflowtask-operator", "run"]
@@ -232,20 +238,27 @@ OPERATOR_RULES = {
     ("", "pods/log", "get"),
     ("airflowtask.dev", "airflowtasks/finalizers", "update"),
 }
+LEASE_RULES = {("coordination.k8s.io", "leases", verb) for verb in ("get", "update", "create")}
 CONNECTOR_RULES = {("airflowtask.dev", "airflowtasks", verb) for verb in ("get", "list", "watch", "create", "delete")}
 
 
-def _grants(objects: list[Obj], service_account: str) -> set[tuple[str, str, str]]:
-    """(group, resource, verb) granted to the service account through ClusterRoleBindings."""
-    grants: set[tuple[str, str, str]] = set()
-    for binding in (o for o in objects if o["kind"] == "ClusterRoleBinding"):
+def _rules(objects: list[Obj], service_account: str, binding_kind: str) -> list[Obj]:
+    """The rules granted to the service account through bindings of one kind (ClusterRoleBinding, RoleBinding)."""
+    rules: list[Obj] = []
+    for binding in (o for o in objects if o["kind"] == binding_kind):
         subjects = {(s["kind"], s["name"], s.get("namespace")) for s in binding["subjects"]}
-        if ("ServiceAccount", service_account, NAMESPACE) not in subjects:
-            continue
-        role = _one(objects, "ClusterRole", binding["roleRef"]["name"])
-        for rule in role["rules"]:
-            grants |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-    return grants
+        if ("ServiceAccount", service_account, NAMESPACE) in subjects:
+            rules += _one(objects, binding["roleRef"]["kind"], binding["roleRef"]["name"])["rules"]
+    return rules
+
+
+Grant = tuple[str, str, str]
+
+
+def _grants(objects: list[Obj], service_account: str, binding_kind: str = "ClusterRoleBinding") -> set[Grant]:
+    """(group, resource, verb) granted to the service account through bindings of one kind."""
+    return {(g, r, v) for rule in _rules(objects, service_account, binding_kind)
+            for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
 def test_rbac_has_no_wildcards_or_escalation() -> None:
@@ -259,6 +272,15 @@ def test_rbac_has_no_wildcards_or_escalation() -> None:
 
 def test_operator_gets_exactly_what_its_code_uses() -> None:
     assert _grants(BASE, "airflowtask-operator") == OPERATOR_RULES
+
+
+def test_operator_elects_its_leader_on_one_lease_of_its_own_namespace() -> None:
+    assert _grants(BASE, "airflowtask-operator", "RoleBinding") == LEASE_RULES
+    roles = [o for o in BASE if o["kind"] == "Role"]
+    assert {role["metadata"]["namespace"] for role in roles} == {NAMESPACE}
+    for rule in _rules(BASE, "airflowtask-operator", "RoleBinding"):
+        if set(rule["verbs"]) - {"create"}:  # everything but create names the one Lease
+            assert rule["resourceNames"] == ["airflowtask-operator"]
 
 
 def test_connector_gets_airflowtasks_only() -> None:

@@ -1,0 +1,79 @@
+"""API trouble, told once: a WARNING when the API server stops answering (or refuses), an INFO when it is back.
+
+Every part that talks to the API server (the Lease, the Pod watch, the status writes, kopf's own requests)
+reports its failures and successes here under its own name. The outage starts with the first failure of any
+part and ends when every part that failed has succeeded again: a Lease that renews while status writes are
+still refused (an RBAC binding removed) does not end it. Errors that are not API trouble are not for here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger("airflowtask.outage")
+
+_TRANSIENT_STATUSES = frozenset({0, 401, 403, 408, 429, 500, 502, 503, 504})
+"""HTTP statuses that heal without anyone changing the request: the server is away, overloaded, or the
+operator's credentials or RBAC are (being) repaired."""
+
+
+def is_api_trouble(error: BaseException) -> bool:
+    """True for errors that say the API server is unreachable, overloaded or refusing, not that a request is wrong."""
+    if isinstance(error, ApiException):
+        return error.status in _TRANSIENT_STATUSES
+    return isinstance(error, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+def describe(error: BaseException) -> str:
+    """An API error in a few words: the HTTP status and reason, else the first line of its message."""
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    text = str(error).splitlines()[0][:200] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class Outage:
+    """Which parts fail now, and since when; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failing: set[str] = set()
+        self._since: float | None = None
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, part: str, error: BaseException | str) -> None:
+        """``part`` failed: the first failure of an outage is logged (WARNING), the rest only at DEBUG."""
+        detail = error if isinstance(error, str) else describe(error)
+        with self._lock:
+            self._failing.add(part)
+            first = self._since is None
+            if first:
+                self._since = time.monotonic()
+        if first:
+            log.warning("the Kubernetes API cannot be used (%s: %s); retrying, tasks wait until it answers",
+                        part, detail)
+        else:
+            log.debug("%s still fails: %s", part, detail)
+
+    def succeeded(self, part: str) -> None:
+        """``part`` works (again); the outage ends (one INFO line) when no part fails any more."""
+        if part not in self._failing:
+            return
+        with self._lock:
+            self._failing.discard(part)
+            if self._failing or self._since is None:
+                return
+            since, self._since = self._since, None
+        log.info("the Kubernetes API answers again, after %.1fs", time.monotonic() - since)
+
+
+OUTAGE = Outage()
+"""The process's one record of API trouble."""
