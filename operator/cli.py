@@ -31,12 +31,11 @@ def run_operator(liveness: str | None, log_format: str, verbose: bool) -> None:
     import asyncio
 
     import airflowtask.handlers  # noqa: F401  (registers the handlers; imports Airflow)
-    import kopf
+    from airflowtask import log_setup
     from airflowtask.runner import serve
     from airflowtask.settings import Settings
 
-    logging.getLogger().handlers.clear()  # Airflow installed a root handler on import; kopf's is the one we want
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
+    log_setup.configure(verbose=verbose, json=log_format == "json")
     asyncio.run(serve(Settings.from_env(), liveness))
 
 

@@ -19,7 +19,8 @@ from airflowtask import metrics
 from airflowtask.connector_core import Engine
 from airflowtask.executors import Executor, InProcessExecutor
 from airflowtask.kube import Kube, NotLeading, load_client_config
-from airflowtask.outage import OUTAGE, is_api_trouble
+from airflowtask.log_setup import KOPF_RETRY_SECONDS
+from airflowtask.outage import is_api_trouble
 from airflowtask.pod_executor import PodExecutor
 from airflowtask.reconcile import Reconciler, TaskMemory
 from airflowtask.resource import FINISHED_PHASES, AirflowTaskResource
@@ -42,6 +43,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # Retry kopf's own requests every second (not kopf's growing backoff): after a short outage the watch is
+    # back within a second; a long one costs the Lease anyway, and the next term starts afresh.
+    settings.networking.error_backoffs = (0.5, *[KOPF_RETRY_SECONDS] * 20)
     config = Settings.from_env()
     kube = Kube(load_client_config(), workers=config.api_workers, may_write=memo.get("may_act", lambda: True))
     engine = Engine(config.engine)
@@ -103,11 +107,9 @@ async def advance(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, stopped
     except Exception as error:
         if not is_api_trouble(error):
             raise
-        OUTAGE.failed("status writes", error)  # told once per outage; this timer runs again in a second
-        return
+        return  # Kube told the outage record; this timer runs again in a second
     finally:
         watcher.cancel()
-    OUTAGE.succeeded("status writes")
     _post(body, events)
 
 
@@ -146,9 +148,7 @@ async def expire(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, 
             except Exception as error:
                 if not is_api_trouble(error):
                     raise
-                OUTAGE.failed("TTL deletes", error)
-                await stopped.wait(1.0)
+                await stopped.wait(1.0)  # Kube told the outage record
                 continue
-            OUTAGE.succeeded("TTL deletes")
             return
         await stopped.wait(min(remaining, 30.0))

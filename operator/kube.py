@@ -58,25 +58,33 @@ class Kube:
         self._may_write = may_write
         self._timeout = timeout
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
+    async def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in the pool; a ``write`` first checks the fence (NotLeading). API trouble
+        and recovery are reported to the outage record, under the kind of object asked for."""
+        part = _outage_part(fn)
         kwargs.setdefault("_request_timeout", self._timeout)
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
-    async def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        def fenced(*args: Any, **kwargs: Any) -> Any:
-            if not self._may_write():
+        def call() -> Any:
+            if write and not self._may_write():
                 raise NotLeading("this replica does not hold the Lease")
             return fn(*args, **kwargs)
 
-        return await self._call(fenced, *args, **kwargs)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except Exception as error:
+            if part and is_api_trouble(error):
+                OUTAGE.failed(part, error)
+            raise
+        if part:
+            OUTAGE.succeeded(part)
+        return result
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
         """Merge-patch the status subresource; False when the object is already gone."""
         try:
-            await self._write(
+            await self._call(
                 self._custom.patch_namespaced_custom_object_status,
-                GROUP, VERSION, namespace, PLURAL, name, {"status": patch},
+                GROUP, VERSION, namespace, PLURAL, name, {"status": patch}, write=True,
             )
         except ApiException as error:
             if error.status == 404:
@@ -87,7 +95,8 @@ class Kube:
     async def delete_task(self, namespace: str, name: str) -> None:
         """Delete an AirflowTask; deleting one that is already gone is fine."""
         try:
-            await self._write(self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+            await self._call(self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
+                             write=True)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -118,7 +127,7 @@ class Kube:
     async def create_pod(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create a Pod; None when one of that name exists already (the caller adopts it)."""
         try:
-            pod = await self._write(self._core.create_namespaced_pod, namespace, manifest)
+            pod = await self._call(self._core.create_namespaced_pod, namespace, manifest, write=True)
         except ApiException as error:
             if error.status == 409:
                 return None
@@ -138,7 +147,7 @@ class Kube:
     async def delete_pod(self, namespace: str, name: str) -> None:
         """Delete a Pod gracefully (its container gets SIGTERM); a Pod already gone is fine."""
         try:
-            await self._write(self._core.delete_namespaced_pod, name, namespace)
+            await self._call(self._core.delete_namespaced_pod, name, namespace, write=True)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -154,8 +163,8 @@ class Kube:
     async def release_pod(self, namespace: str, name: str) -> None:
         """Drop a Pod's ownerReferences, so that deleting its owner leaves it running."""
         try:
-            await self._write(self._core.patch_namespaced_pod, name, namespace,
-                             {"metadata": {"ownerReferences": None}})
+            await self._call(self._core.patch_namespaced_pod, name, namespace,
+                             {"metadata": {"ownerReferences": None}}, write=True)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -204,3 +213,12 @@ class Kube:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _outage_part(fn: Any) -> str | None:
+    """The outage part an API call reports under: AirflowTask or Pod requests; None for Secrets (a refused
+    Secret is the task's MissingSecret, not an outage)."""
+    name = getattr(fn, "__name__", "")
+    if "custom_object" in name:
+        return "AirflowTask requests"
+    return "Pod requests" if "pod" in name else None

@@ -40,39 +40,52 @@ def describe(error: BaseException) -> str:
 class Outage:
     """Which parts fail now, and since when; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, aftershock_seconds: float = 10.0) -> None:
         self._lock = threading.Lock()
-        self._failing: set[str] = set()
+        self._failing: dict[str, float | None] = {}
+        """Failing parts, each with the time its failure expires (None: until it succeeds)."""
         self._since: float | None = None
+        self._ended: float | None = None
+        self._aftershock = aftershock_seconds
+        """A failure this soon after an outage ended belongs to it (a server still starting): told at INFO."""
 
     @property
     def ongoing(self) -> bool:
         return self._since is not None
 
-    def failed(self, part: str, error: BaseException | str) -> None:
-        """``part`` failed: the first failure of an outage is logged (WARNING), the rest only at DEBUG."""
+    def failed(self, part: str, error: BaseException | str, expires: float | None = None) -> None:
+        """``part`` failed: the first failure of an outage is logged (WARNING), the rest only at DEBUG.
+
+        A part whose successes are not seen (kopf's own requests) passes ``expires``: it counts as working
+        again that many seconds after its last failure.
+        """
         detail = error if isinstance(error, str) else describe(error)
+        now = time.monotonic()
         with self._lock:
-            self._failing.add(part)
+            self._failing[part] = now + expires if expires is not None else None
             first = self._since is None
             if first:
-                self._since = time.monotonic()
-        if first:
-            log.warning("the Kubernetes API cannot be used (%s: %s); retrying, tasks wait until it answers",
-                        part, detail)
-        else:
+                self._since = now
+            aftershock = self._ended is not None and now - self._ended < self._aftershock
+        if not first:
             log.debug("%s still fails: %s", part, detail)
+            return
+        log.log(logging.INFO if aftershock else logging.WARNING,
+                "the Kubernetes API cannot be used (%s: %s); retrying, tasks wait until it answers", part, detail)
 
     def succeeded(self, part: str) -> None:
         """``part`` works (again); the outage ends (one INFO line) when no part fails any more."""
-        if part not in self._failing:
+        if not self._failing:
             return
+        now = time.monotonic()
         with self._lock:
-            self._failing.discard(part)
+            self._failing.pop(part, None)
+            for expired in [name for name, until in self._failing.items() if until is not None and until <= now]:
+                del self._failing[expired]
             if self._failing or self._since is None:
                 return
-            since, self._since = self._since, None
-        log.info("the Kubernetes API answers again, after %.1fs", time.monotonic() - since)
+            since, self._since, self._ended = self._since, None, now
+        log.info("the Kubernetes API answers again, after %.1fs", now - since)
 
 
 OUTAGE = Outage()

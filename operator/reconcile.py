@@ -162,6 +162,8 @@ class _Step:
         event = transition_event(self.current, new)
         if event:
             self.events.append(event)
+            log.info("%s/%s: %s/%s: %s", self.task.namespace, self.task.name, new["phase"], event.reason,
+                     event.message)
         self.current = self.memory.status = new
 
     async def _run_info(self) -> RunInfo | None:

@@ -82,6 +82,8 @@ class LocalControlPlane(Kubectl):
         self.node_ready_seconds: float | None = None
         self.images: images.Images | None = None
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+        self._pki: Pki | None = None
         self._etcd_dir = self.workdir / "etcd"
         self._machine_lock = node.MachineLock()
         self._node_started = False
@@ -111,6 +113,7 @@ class LocalControlPlane(Kubectl):
             pki = write_pki(self.workdir / "pki", NODE_NAME, addresses=(self.address, "127.0.0.1",
                             KUBERNETES_SERVICE_IP), dns_names=("localhost", *_SERVICE_NAMES))
             self._write_kubeconfig(self.kubeconfig, pki, pki.admin)
+            self._pki = pki
             etcd_url = self._start_etcd()
             self._start("kube-apiserver", self._apiserver_args(pki, etcd_url))
             self._wait_ready(pki, time.monotonic() + timeout)
@@ -135,6 +138,18 @@ class LocalControlPlane(Kubectl):
             self._node_started = False
         self._machine_lock.release()
         shutil.rmtree(self.workdir if self._own_workdir else self._etcd_dir, ignore_errors=True)
+
+    def restart(self, name: str, down_seconds: float = 0.0, timeout: float = 120.0) -> None:
+        """Kill one component (SIGKILL, as a crash would), keep it down ``down_seconds``, start it again with the
+        same flags; for kube-apiserver, return once /readyz is ok again. Tests use it to make outages."""
+        cmd, env = self._commands[name]
+        index, proc = next((i, proc) for i, (n, proc) in enumerate(self._procs) if n == name)
+        proc.kill()
+        proc.wait()
+        time.sleep(down_seconds)
+        self._procs[index] = (name, process.spawn(cmd, self._log(name), env=env))
+        if name == "kube-apiserver" and self._pki is not None:
+            self._wait_ready(self._pki, time.monotonic() + timeout)
 
     # ---- the node ---------------------------------------------------------------------------------------
 
@@ -208,6 +223,7 @@ class LocalControlPlane(Kubectl):
         cmd = [str((bin_dir or self.bin_dir) / name), *args]
         proc = process.spawn(cmd, self._log(name), env=env)
         self._procs.append((name, proc))
+        self._commands[name] = (cmd, env)
         return proc
 
     def _log(self, name: str) -> Path:

@@ -1,0 +1,106 @@
+"""API trouble is told once per outage, whatever number of parts fail and however often."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import urllib3
+from airflowtask.log_setup import KOPF_REQUESTS, QuietKopf
+from airflowtask.outage import OUTAGE, Outage, describe, is_api_trouble
+from kubernetes.client.exceptions import ApiException
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "airflowtask.outage"
+            and r.levelno >= logging.INFO]
+
+
+def test_one_warning_while_parts_fail_and_one_line_when_all_work_again(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    outage = Outage()
+    for _ in range(50):
+        outage.failed("status writes", ConnectionRefusedError("refused"))
+        outage.failed("the Lease", ApiException(status=503, reason="Service Unavailable"))
+    outage.succeeded("the Lease")  # status writes still fail: not over
+    assert outage.ongoing
+    outage.succeeded("status writes")
+    assert not outage.ongoing
+    lines = _lines(caplog)
+    assert [level for level, _ in lines] == ["WARNING", "INFO"]
+    assert "status writes: ConnectionRefusedError: refused" in lines[0][1]
+    assert lines[1][1].startswith("the Kubernetes API answers again, after ")
+
+
+def test_a_failure_right_after_an_outage_is_not_a_new_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    outage = Outage(aftershock_seconds=60)
+    outage.failed("the Lease", ConnectionRefusedError())
+    outage.succeeded("the Lease")
+    outage.failed("kopf's requests", "storage is (re)initializing")
+    outage.succeeded("kopf's requests")
+    assert [level for level, _ in _lines(caplog)] == ["WARNING", "INFO", "INFO", "INFO"]
+    later = Outage(aftershock_seconds=0)
+    later.failed("the Lease", ConnectionRefusedError())
+    later.succeeded("the Lease")
+    later.failed("the Lease", ConnectionRefusedError())
+    assert [level for level, _ in _lines(caplog)][-3:] == ["WARNING", "INFO", "WARNING"]
+
+
+def test_successes_without_a_failure_say_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    Outage().succeeded("status writes")
+    assert _lines(caplog) == []
+
+
+@pytest.mark.parametrize(("error", "trouble"), [
+    (ApiException(status=403, reason="Forbidden"), True),
+    (ApiException(status=503, reason="Service Unavailable"), True),
+    (ApiException(status=429, reason="Too Many Requests"), True),
+    (ApiException(status=0, reason="connection"), True),
+    (ApiException(status=404, reason="Not Found"), False),
+    (ApiException(status=422, reason="Unprocessable Entity"), False),
+    (urllib3.exceptions.MaxRetryError(None, "/x", "refused"), True),
+    (ConnectionRefusedError(), True),
+    (TimeoutError(), True),
+    (ValueError("a bug"), False),
+])
+def test_which_errors_are_api_trouble(error: BaseException, trouble: bool) -> None:
+    assert is_api_trouble(error) is trouble
+
+
+def test_errors_are_described_in_a_few_words() -> None:
+    assert describe(ApiException(status=403, reason="Forbidden")) == "HTTP 403 Forbidden"
+    assert describe(ConnectionRefusedError("refused\nmore")) == "ConnectionRefusedError: refused"
+    assert describe(TimeoutError()) == "TimeoutError"
+
+
+def _record(name: str, level: int, message: str) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, None, None)
+
+
+def test_kopf_is_quiet_per_object_and_its_retries_count_as_the_outage(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    quiet = QuietKopf()
+    assert not quiet.filter(_record("kopf.objects", logging.INFO, "Timer 'advance' succeeded."))
+    assert quiet.filter(_record("kopf.objects", logging.ERROR, "Timer 'advance' failed with an exception."))
+    assert quiet.filter(_record("kopf.activities.startup", logging.INFO, "Activity 'start' succeeded."))
+    retry = "Request attempt #1/21 failed; will retry: GET https://x/apis -> ClientConnectorError('refused')"
+    assert not quiet.filter(_record("kopf._cogs.clients.api", logging.ERROR, retry))
+    assert not quiet.filter(_record("kopf.objects", logging.ERROR, retry))  # a request made for one object
+    assert any(KOPF_REQUESTS in message for _, message in _lines(caplog))
+    OUTAGE.succeeded(KOPF_REQUESTS)
+
+
+def test_a_part_without_successes_counts_as_working_once_its_failure_expired(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    outage = Outage()
+    outage.failed("kopf's requests", "refused", expires=0.0)
+    outage.failed("the Lease", ConnectionRefusedError())
+    outage.succeeded("the Lease")  # kopf's last failure has expired by now
+    assert not outage.ongoing
+    waiting = Outage()
+    waiting.failed("kopf's requests", "refused", expires=60.0)
+    waiting.failed("the Lease", ConnectionRefusedError())
+    waiting.succeeded("the Lease")
+    assert waiting.ongoing
