@@ -61,8 +61,8 @@ def test_run_cancels_the_task_when_it_times_out(
     client: AirflowTaskClient, kubectl: Kubectl, operator: Any, jobs: JobService
 ) -> None:
     task = AirflowObj("localjob", "LocalJobOperator", {"service_conn_id": "jobs", "duration_seconds": 300})
-    with pytest.raises(TimeoutError, match=r"still Running \(Deferred\) after 5s"):
-        client.run(task, timeout=5, name="slow", connections={"jobs": "jobs-conn"})
+    with pytest.raises(TimeoutError, match=r"still Running \(Deferred\) after 20s"):  # its Pod deferred by then
+        client.run(task, timeout=20, name="slow", connections={"jobs": "jobs-conn"})
     kubectl.wait_gone(AFT, "slow", client.namespace)
     assert [job.state for job in jobs.jobs.values()] == ["cancelled"]
 

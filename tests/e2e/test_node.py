@@ -123,6 +123,21 @@ def test_operator_logs_are_json_lines(kubectl: Kubectl, operator: Any, namespace
     assert all(isinstance(record, dict) for record in records)
 
 
+def test_operator_logs_one_line_per_task_transition_and_no_line_per_handler_run(
+    kubectl: Kubectl, operator: Any, namespace: str
+) -> None:
+    _image(operator)
+    kubectl.apply(airflow_task("quiet", namespace, "airflow.providers.standard.operators.bash", "BashOperator",
+                               {"bash_command": "sleep 3; echo quiet"}, pollIntervalSeconds=1))
+    kubectl.wait_phase("quiet", namespace, "Succeeded")
+    records = [json.loads(line) for line in operator.logs().splitlines() if line.strip()]
+    logged = [r["message"].split(": ")[1] for r in records if r["message"].startswith(f"{namespace}/quiet: ")]
+    assert logged[0] == "Pending/Submitting" and logged[-1] == "Succeeded/Completed", logged
+    reasons = sorted(reason for _, reason, _ in kubectl.events("quiet", namespace))
+    assert sorted(line.split("/")[1] for line in logged) == reasons  # one line per transition, as the events
+    assert not [r for r in records if r.get("object", {}).get("name") == "quiet"], "kopf logged a handler run"
+
+
 def test_deleting_the_operator_pod_mid_run_loses_and_duplicates_nothing(
     kubectl: Kubectl, operator: Any, namespace: str
 ) -> None:
