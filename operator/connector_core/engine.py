@@ -24,7 +24,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -50,7 +49,8 @@ from airflowtask.connector_core.outcomes import (
     step_verdict,
 )
 from airflowtask.connector_core.spec import AirflowObj
-from airflowtask.connector_core.triggerer import Deferral, deferral_from, end_verdict, first_event
+from airflowtask.connector_core.triggerer import AlarmClock, Deferral, deferral_from, end_verdict, first_event
+from airflowtask.connector_core.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ class _Task:
         self.driver: asyncio.Task[None] | None = None
         self.trigger: asyncio.Task[None] | None = None
         self.state = TaskState(Phase.PENDING, Reason.EXECUTING, "created")
-        self.changed = asyncio.Event()
+        self.changed: asyncio.Event | None = None
+        """Set (and dropped) at the next change; made only when someone waits."""
         self.metrics: defaultdict[str, float] = defaultdict(float)
         self.sealed_state: dict[str, bytes] = {}
         self.finished_at: float | None = None
@@ -108,15 +109,16 @@ class Engine:
         self.config = config
         self.epoch = uuid.uuid4().hex[:12]
         self._loader = Loader(Allowlist(config.allowed_modules))
-        self._pool = ThreadPoolExecutor(config.max_workers, thread_name_prefix="airflowtask-worker")
-        self._kill_pool = ThreadPoolExecutor(2, thread_name_prefix="airflowtask-kill")
+        self._pool = WorkerPool(config.max_workers, "airflowtask-worker")
+        self._kill_pool = WorkerPool(2, "airflowtask-kill")
         self._tasks: dict[str, _Task] = {}
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._last_sweep = time.monotonic()
+        self._clock: AlarmClock | None = None
         secrets.install()
         logs.install()
-        _freeze_startup_heap()
+        _tune_garbage_collector()
 
     # ---- the interface ------------------------------------------------------------------------------
 
@@ -144,14 +146,18 @@ class Engine:
         await self._settle(task, self.config.create_wait_seconds)
         return task.meta, task.state
 
-    async def get(self, meta: AirflowMetadata, *, run: RunInfo) -> TaskState:
-        """The task's state; a waiting sensor is poked (once at a time) and awaited up to create_wait_seconds."""
+    async def get(self, meta: AirflowMetadata, *, run: RunInfo | None = None) -> TaskState:
+        """The task's state; a waiting sensor is poked (once at a time) and awaited up to create_wait_seconds.
+
+        ``run`` replaces the task's RunInfo (newer connections, say); without it the task keeps its own.
+        """
         task = self._tasks.get(meta.task_key)
         if task is None:
-            task = self._restore(meta, run)
+            task = self._restore(meta, run or run_of(meta))
             await self._settle(task, self.config.create_wait_seconds)
             return task.state
-        task.secrets.run = run
+        if run is not None:
+            task.secrets.run = run
         if task.state.reason == Reason.WAITING and task.driver is None and task.prepared is not None:
             self._set(task, Phase.RUNNING, Reason.WAITING, "poking")
             task.driver = asyncio.create_task(self._run_step(task, jobs.execute))
@@ -210,8 +216,8 @@ class Engine:
         for item in pending:
             item.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._kill_pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
+        self._kill_pool.close()
 
     # ---- running work ---------------------------------------------------------------------------------
 
@@ -236,7 +242,8 @@ class Engine:
             self._start_trigger(task, Deferral(obj.module, obj.name, obj.parameters, prepared.loaded.instance, None))
             return
         self._set(task, Phase.RUNNING, Reason.EXECUTING, self._running_message(prepared))
-        task.driver = asyncio.create_task(self._run_step(task, jobs.execute))
+        task.driver = asyncio.current_task()
+        await self._run_step(task, jobs.execute)
 
     async def _run_step(self, task: _Task, work: Callable[[Prepared], Any], label: str = "execute") -> None:
         """Run execute/poke (``work``) or a callback in the pool and apply what it returned."""
@@ -331,7 +338,7 @@ class Engine:
         started = time.monotonic()
         error: BaseException | None = None
         try:
-            event = await first_event(deferral.trigger, deadline)
+            event = await first_event(deferral.trigger, deadline, self._alarm_clock())
         except TimeoutError:
             event = None
         except Exception as exc:
@@ -362,7 +369,15 @@ class Engine:
             work = functools.partial(jobs.resume, method=deferral.method or "execute_complete", next_kwargs=next_kwargs)
             message = f"running callback {deferral.method}"
         self._set(task, Phase.RUNNING, Reason.EXECUTING, message)
-        task.driver = asyncio.create_task(self._run_step(task, work, label="callback"))
+        task.driver = asyncio.current_task()  # this task, no longer the trigger's, runs the callback
+        await self._run_step(task, work, label="callback")
+
+    def _alarm_clock(self) -> AlarmClock:
+        """The alarm clock of the running loop (one per engine and loop)."""
+        loop = asyncio.get_running_loop()
+        if self._clock is None or self._clock.loop is not loop:
+            self._clock = AlarmClock(loop)
+        return self._clock
 
     async def _kill(self, task: _Task, prepared: Prepared) -> None:
         try:
@@ -371,7 +386,7 @@ class Engine:
             log.warning("task %s: on_kill failed: %s", task.meta.task_id, exc)
             task.log.append(f"on_kill failed: {type(exc).__name__}: {exc}")
 
-    async def _in_pool(self, task: _Task, work: Callable[[], T], pool: ThreadPoolExecutor | None = None) -> T:
+    async def _in_pool(self, task: _Task, work: Callable[[], T], pool: WorkerPool | None = None) -> T:
         """Run ``work`` in a worker thread, in a copy of the task's context."""
         queued = time.monotonic()
 
@@ -385,8 +400,7 @@ class Engine:
                 with self._busy_lock:
                     self._busy -= 1
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool or self._pool, task.context().run, run)
+        return await (pool or self._pool).run(run, task.context())
 
     # ---- restarts -------------------------------------------------------------------------------------
 
@@ -520,8 +534,9 @@ class Engine:
 
     @staticmethod
     def _notify(task: _Task) -> None:
-        task.changed.set()
-        task.changed = asyncio.Event()
+        if task.changed is not None:
+            task.changed.set()
+            task.changed = None
 
     def _set(
         self,
@@ -557,6 +572,8 @@ class Engine:
 
     @staticmethod
     async def _wait_change(task: _Task, timeout: float) -> None:
+        if task.changed is None:
+            task.changed = asyncio.Event()
         changed = task.changed
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
@@ -582,14 +599,22 @@ class Engine:
             del self._tasks[key]
 
 
-@functools.cache
-def _freeze_startup_heap() -> None:
-    """Move what is alive now (Airflow's modules: a large heap) out of the garbage collector's reach, once.
+_GC_THRESHOLDS = (10_000, 10, 10)
+"""Young collections every 10,000 net allocations (Python's default: 700), so the oldest generation is
+considered every million instead of every 70,000."""
 
-    Otherwise every full collection walks it, pausing the event loop for about 80 ms.
+
+@functools.cache
+def _tune_garbage_collector() -> None:
+    """Once per process: move what is alive now (Airflow's modules) out of the collector's reach; collect less often.
+
+    Each collection of the oldest generation walks every live object: with thousands of tasks held that takes
+    a few hundred milliseconds, during which the event loop stands still. While many tasks are created, Python's
+    default thresholds run one about every second. Larger thresholds set elsewhere in the process are kept.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*map(max, gc.get_threshold(), _GC_THRESHOLDS))
 
 
 def run_of(meta: AirflowMetadata) -> RunInfo:

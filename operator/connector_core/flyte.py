@@ -10,15 +10,18 @@ variables from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*``.
 from __future__ import annotations
 
 import uuid
+import weakref
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from airflowtask.connector_core.encoding import AirflowMetadata
-from airflowtask.connector_core.engine import Engine, run_of
+from airflowtask.connector_core.engine import Engine
 from airflowtask.connector_core.links import log_links
 from airflowtask.connector_core.model import EngineConfig, Phase, Reason, RunInfo, TaskState
 from airflowtask.connector_core.spec import AirflowObj, SpecError, from_flyte_custom
 from flyteidl.admin.agent_pb2 import GetTaskLogsResponse, GetTaskLogsResponseBody, GetTaskMetricsResponse
+from flyteidl.admin.agent_pb2 import Resource as ResourceMessage
 from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl.core.metrics_pb2 import ExecutionMetricResult
 from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource
@@ -42,6 +45,7 @@ class AirflowConnector(AsyncConnectorBase):
     def __init__(self, engine: Engine | None = None) -> None:
         super().__init__(task_type_name="airflow", task_type_version=0, metadata_type=AirflowMetadata)
         self.engine = engine or Engine(EngineConfig.from_env())
+        self._resources = _Resources()
 
     async def create(
         self, task_template: TaskTemplate, inputs: LiteralMap | None = None, **kwargs: Any
@@ -56,8 +60,7 @@ class AirflowConnector(AsyncConnectorBase):
         return meta
 
     async def get(self, resource_meta: AirflowMetadata, **kwargs: Any) -> Resource:
-        state = await self.engine.get(resource_meta, run=run_of(resource_meta))
-        return _resource(state)
+        return self._resources.of(await self.engine.get(resource_meta))
 
     async def delete(self, resource_meta: AirflowMetadata, **kwargs: Any) -> None:
         await self.engine.delete(resource_meta)
@@ -80,8 +83,36 @@ def get_log_links(airflow_operator: Any, airflow_trigger: Any = None) -> list[Ta
     return [TaskLog(name=link.name, uri=link.uri) for link in log_links(airflow_operator, trigger_kwargs)]
 
 
-def _resource(state: TaskState) -> Resource:
-    return Resource(
+@dataclass
+class _StateResource(Resource):
+    """A Resource whose protobuf is made once and then copied: Flyte asks for one state many times."""
+
+    _message: ResourceMessage | None = field(default=None, init=False, repr=False, compare=False)
+
+    async def to_flyte_idl(self) -> ResourceMessage:
+        if self._message is None:
+            self._message = await super().to_flyte_idl()
+        message = ResourceMessage()
+        message.CopyFrom(self._message)
+        return message
+
+
+class _Resources:
+    """The Resource of each TaskState get() answered with, made once and kept as long as that state lives."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, _StateResource] = {}
+
+    def of(self, state: TaskState) -> Resource:
+        key = id(state)
+        if (made := self._made.get(key)) is None:
+            made = self._made[key] = _resource(state)
+            weakref.finalize(state, self._made.pop, key, None)
+        return made
+
+
+def _resource(state: TaskState) -> _StateResource:
+    return _StateResource(
         phase=_PHASES[Phase(state.phase)],
         message=state.message,
         log_links=[TaskLog(name=link.name, uri=link.uri) for link in state.log_links],

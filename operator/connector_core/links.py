@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +15,7 @@ def log_links(operator: Any, trigger_kwargs: Mapping[str, Any] | None = None) ->
     """Console links for ``operator`` (classes are recognised by name, so their provider need not be installed)."""
     if operator is None:
         return ()
-    class_names = {cls.__name__ for cls in type(operator).__mro__}
-    if class_names & _DATAPROC_OPERATORS:
+    if runs_on_dataproc(type(operator)):
         job_id = (trigger_kwargs or {}).get("job_id") or getattr(operator, "job_id", None)
         region, project = getattr(operator, "region", None), getattr(operator, "project_id", None)
         if job_id and region and project:
@@ -24,3 +24,9 @@ def log_links(operator: Any, trigger_kwargs: Mapping[str, Any] | None = None) ->
             )
             return (LogLink(name="Dataproc Console", uri=uri),)
     return ()
+
+
+@functools.cache
+def runs_on_dataproc(cls: type) -> bool:
+    """Whether ``cls`` is (a subclass of) a Dataproc job operator, by class name; once per class."""
+    return any(base.__name__ in _DATAPROC_OPERATORS for base in cls.__mro__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -136,8 +137,9 @@ class Loader:
         return Loaded(Kind.HOOK, hook, hook_call=HookCall(method, list(args), kwargs))
 
 
+@functools.cache
 def accepts_deferrable(cls: type) -> bool:
-    """Whether ``cls.__init__`` names a ``deferrable`` parameter itself (not just through ``**kwargs``)."""
+    """Whether ``cls.__init__`` names a ``deferrable`` parameter itself, not just through ``**kwargs`` (cached)."""
     try:
         parameter = inspect.signature(cls.__init__).parameters.get("deferrable")
     except (TypeError, ValueError):

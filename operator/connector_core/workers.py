@@ -1,0 +1,106 @@
+"""A pool of threads for the engine's blocking calls, built so that the event loop never waits for a worker.
+
+``concurrent.futures.ThreadPoolExecutor`` (behind ``loop.run_in_executor``) makes the submitting thread take
+locks its workers take too: the pool's idle semaphore and each Future's condition. A worker that holds one
+when it loses the GIL blocks the event loop on that lock, and then the loop waits for the GIL again, a switch
+interval (5 ms) or more. Here a job reaches the threads through a ``queue.SimpleQueue`` and its outcome comes
+back through ``loop.call_soon_threadsafe``; neither takes a lock a busy worker can hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
+
+
+class WorkerPool:
+    """Up to ``size`` daemon threads named ``<name>_<i>``, started as concurrent work needs them."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._in_flight = 0
+        """Jobs submitted and not done yet (read and written on event loops only)."""
+        self._closed = False
+
+    def run(self, work: Callable[[], T], context: contextvars.Context) -> asyncio.Future[T]:
+        """Run ``context.run(work)`` in a worker thread; the returned future (of the running loop) gets its outcome.
+
+        Cancelling the future before a worker took the job means the job never runs.
+        """
+        if self._closed:
+            raise RuntimeError(f"the {self._name} pool is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        future.add_done_callback(self._done)
+        self._in_flight += 1
+        if len(self._threads) < min(self._in_flight, self._size):
+            self._start_thread()
+        self._jobs.put((loop, future, context, work))
+        return future
+
+    def close(self) -> None:
+        """Cancel the jobs no worker took yet and let the threads end (running jobs finish on their own)."""
+        self._closed = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                _call_soon(job[0], job[1].cancel)
+        for _ in self._threads:
+            self._jobs.put(None)
+        self._threads.clear()
+
+    def _done(self, future: asyncio.Future[Any]) -> None:
+        self._in_flight -= 1
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            _run_job(*job)
+            del job
+
+
+def _run_job(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], context: contextvars.Context, work: Callable[[], Any]
+) -> None:
+    """In a worker thread: run one job and hand its outcome to its loop."""
+    if future.cancelled():  # read from this thread: at worst the job runs and its outcome is dropped
+        return
+    try:
+        result, error = context.run(work), None
+    except BaseException as exc:
+        result, error = None, exc
+    _call_soon(loop, _settle, future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """``loop.call_soon_threadsafe``, doing nothing once the loop is closed (nobody waits any more)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
