@@ -67,7 +67,8 @@ def bash_template(task_id: str, seconds: int) -> TaskTemplateProto:
     """The bash_ok fixture, running ``seconds`` seconds and printing a line each second."""
     proto = load_template("bash_ok")
     config = json.loads(proto.custom["task_config_pkl"])
-    config["parameters"] = {"task_id": task_id, "bash_command": f"for i in $(seq {seconds}); do sleep 1; echo x $i; done"}
+    command = f"for i in $(seq {seconds}); do sleep 1; echo x $i; done"
+    config["parameters"] = {"task_id": task_id, "bash_command": command}
     proto.custom["task_config_pkl"] = json.dumps(config)
     proto.id.name = task_id
     return proto

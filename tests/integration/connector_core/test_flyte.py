@@ -6,6 +6,8 @@ tests/integration/test_flyte_harness.py.)
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 from collections.abc import Iterator
 
@@ -13,8 +15,8 @@ import pendulum
 import pytest
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflowtask.connector_core import AirflowMetadata, Engine
-from airflowtask.connector_core.flyte import AirflowConnector, get_log_links
-from airflowtask.connector_core.model import DEFAULT_ALLOWED_MODULES
+from airflowtask.connector_core.flyte import AirflowConnector, _Resources, get_log_links
+from airflowtask.connector_core.model import DEFAULT_ALLOWED_MODULES, Phase, TaskState
 from conftest import TEST_MODULES, Harness, make_config
 from flyte_grpc import ConnectorClient, ConnectorServer, load_template, phase_name
 from flyteidl.core.execution_pb2 import TaskExecution
@@ -144,3 +146,19 @@ def test_get_log_links_keeps_the_seed_signature() -> None:
 
     links = get_log_links(DataprocSubmitJobOperator(), DateTimeTrigger(moment=pendulum.now("UTC")))
     assert [(link.name, link.uri.split("/jobs/")[1].split("/")[0]) for link in links] == [("Dataproc Console", "j-2")]
+
+
+def test_one_resource_per_state_while_it_lives() -> None:
+    """get() is polled far more often than a state changes: the Resource (and its protobuf) is made once."""
+    resources = _Resources()
+    deferred = TaskState(Phase.RUNNING, "Deferred", "waiting for trigger DateTimeTrigger")
+    first = resources.of(deferred)
+    assert resources.of(deferred) is first
+    one, two = asyncio.run(first.to_flyte_idl()), asyncio.run(first.to_flyte_idl())
+    assert one == two and one is not two
+    assert one.phase == TaskExecution.RUNNING and one.custom_info["reason"] == "Deferred"
+    done = resources.of(TaskState(Phase.SUCCEEDED, "Completed", "completed", result={"a": 1}))
+    assert done is not first and done.custom_info["result"] == {"a": 1}
+    del deferred, first
+    gc.collect()
+    assert len(resources._made) == 0

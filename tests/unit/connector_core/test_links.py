@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflowtask.connector_core.links import log_links
+from airflowtask.connector_core.links import log_links, runs_on_dataproc
 from airflowtask.connector_core.model import LogLink
 
 
@@ -27,3 +27,12 @@ def test_no_link_without_a_job_or_for_other_operators() -> None:
     assert log_links(DataprocSubmitJobOperator(), {}) == ()
     assert log_links(object(), {"job_id": "j-1"}) == ()
     assert log_links(None) == ()
+
+
+def test_subclasses_are_recognised_once_per_class() -> None:
+    class MyDataprocJob(DataprocSubmitJobOperator):
+        job_id = "j-2"
+
+    assert runs_on_dataproc(MyDataprocJob)
+    assert not runs_on_dataproc(dict)
+    assert log_links(MyDataprocJob())[0].uri.startswith("https://console.cloud.google.com/dataproc/jobs/j-2/")

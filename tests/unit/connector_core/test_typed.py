@@ -118,3 +118,22 @@ def test_same_form_as_airflows_base_serialization(value: object) -> None:
     assert typed.decode(BaseSerialization.serialize(value)) == value
     if not isinstance(value, dict):
         assert BaseSerialization.deserialize(typed.encode(value)) == value
+
+
+@pytest.mark.parametrize("seconds", [0, 1704164645.25, 1796213651.027695, -1e9, 253402300799.0])
+def test_utc_from_timestamp_is_pendulums(seconds: float) -> None:
+    value = typed.utc_from_timestamp(seconds)
+    expected = pendulum.from_timestamp(seconds, tz="UTC")
+    assert (value, type(value), value.tzinfo) == (expected, type(expected), expected.tzinfo)
+
+
+def test_where_text_renders_keys_and_indexes() -> None:
+    assert typed.where_text("parameters") == "parameters"
+    assert typed.where_text(((("parameters", "ops"), 2), "delay")) == "parameters.ops[2].delay"
+
+
+def test_error_names_an_index_in_a_list() -> None:
+    with pytest.raises(TypedValueError, match=r"^parameters\.waits\[1\]: expected a number"):
+        typed.decode({"waits": [{"__type": "timedelta", "__var": 1}, {"__type": "timedelta", "__var": []}]})
+    with pytest.raises(TypedValueError, match=r"^state\.items\[0\]: cannot write a object"):
+        typed.encode({"items": [object()]}, "state")

@@ -1,0 +1,86 @@
+"""WorkerPool: blocking calls in threads, outcomes back on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+
+import pytest
+from airflowtask.connector_core.workers import WorkerPool
+
+name: contextvars.ContextVar[str] = contextvars.ContextVar("name", default="unset")
+
+
+def in_context(value: str) -> contextvars.Context:
+    context = contextvars.copy_context()
+    context.run(name.set, value)
+    return context
+
+
+def test_runs_in_a_named_thread_in_the_given_context() -> None:
+    pool = WorkerPool(2, "test-worker")
+
+    async def scenario() -> tuple[str, str]:
+        return await pool.run(lambda: (name.get(), threading.current_thread().name), in_context("task-1"))
+
+    assert asyncio.run(scenario()) == ("task-1", "test-worker_0")
+    pool.close()
+
+
+def test_exceptions_reach_the_caller() -> None:
+    pool = WorkerPool(1, "test-worker")
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    async def scenario() -> None:
+        await pool.run(fail, contextvars.copy_context())
+
+    with pytest.raises(ValueError, match="boom"):
+        asyncio.run(scenario())
+    pool.close()
+
+
+def test_at_most_size_threads_and_a_cancelled_job_never_runs() -> None:
+    pool = WorkerPool(2, "test-worker")
+    release = threading.Event()
+    ran: list[str] = []
+
+    def job(label: str) -> str:
+        release.wait(5)
+        ran.append(label)
+        return threading.current_thread().name
+
+    async def scenario() -> set[str]:
+        first = [pool.run(lambda label=label: job(label), contextvars.copy_context()) for label in ("a", "b")]
+        cancelled = pool.run(lambda: job("cancelled"), contextvars.copy_context())
+        last = pool.run(lambda: job("c"), contextvars.copy_context())
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        release.set()
+        return set(await asyncio.gather(*first, last))
+
+    assert asyncio.run(scenario()) == {"test-worker_0", "test-worker_1"}
+    assert sorted(ran) == ["a", "b", "c"]
+    pool.close()
+
+
+def test_close_cancels_waiting_jobs_and_refuses_new_ones() -> None:
+    pool = WorkerPool(1, "test-worker")
+    release = threading.Event()
+
+    async def scenario() -> tuple[bool, bool]:
+        context = contextvars.copy_context()
+        running = pool.run(lambda: release.wait(5), context)
+        waiting = pool.run(lambda: "never", context)
+        await asyncio.sleep(0.05)
+        pool.close()
+        release.set()
+        await running
+        with pytest.raises(RuntimeError, match="closed"):
+            pool.run(lambda: None, context)
+        await asyncio.sleep(0)
+        return running.result(), waiting.cancelled()
+
+    assert asyncio.run(scenario()) == (True, True)
