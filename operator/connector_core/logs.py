@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import deque
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -23,13 +24,20 @@ _STRUCTLOG_FIELDS = ("timestamp", "level", "logger", "event", "logger_name", "lo
 
 
 class TaskLog:
-    """The last ``limit`` log lines of one task."""
+    """The last ``limit`` log lines of one task; the buffer is made at the first line (waiting tasks often log none)."""
 
     def __init__(self, limit: int) -> None:
-        self.lines: deque[str] = deque(maxlen=limit)
+        self.limit = limit
+        self._lines: deque[str] | None = None
+
+    @property
+    def lines(self) -> Sequence[str]:
+        return () if self._lines is None else self._lines
 
     def append(self, line: str) -> None:
-        self.lines.append(line)
+        if self._lines is None:
+            self._lines = deque(maxlen=self.limit)
+        self._lines.append(line)
 
 
 def capture_structlog(logger: Any, method_name: str, event_dict: Any) -> Any:

@@ -76,17 +76,17 @@ def deferral_from(deferred: TaskDeferred, loader: Loader, now: datetime) -> Defe
     )
 
 
-async def first_event(trigger: BaseTrigger, deadline: float | None, clock: AlarmClock) -> TriggerEvent:
+async def first_event(trigger: BaseTrigger, deadline: float | None, clock: AlarmClock | None = None) -> TriggerEvent:
     """Run ``trigger`` until its first event, then clean it up. TimeoutError at ``deadline`` (loop time).
 
-    A trigger that only waits for a moment sleeps on ``clock`` instead of running.
+    A trigger that only waits for a moment sleeps on ``clock`` (a new one without it) instead of running.
     """
     timed = trigger if waits_for_a_moment(trigger) else None
     events = None if timed is not None else trigger.run()
     try:
         async with asyncio.timeout_at(deadline):
             if timed is not None:
-                return await moment_event(timed, clock)
+                return await moment_event(timed, clock or AlarmClock(asyncio.get_running_loop()))
             async for event in events:
                 return event
         raise TriggerExhausted(f"{type(trigger).__name__} ended without an event")

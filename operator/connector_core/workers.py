@@ -5,6 +5,10 @@ locks its workers take too: the pool's idle semaphore and each Future's conditio
 when it loses the GIL blocks the event loop on that lock, and then the loop waits for the GIL again, a switch
 interval (5 ms) or more. Here a job reaches the threads through a ``queue.SimpleQueue`` and its outcome comes
 back through ``loop.call_soon_threadsafe``; neither takes a lock a busy worker can hold.
+
+A pool of ``size`` threads all stuck in long calls (BashOperators running for minutes, say) would leave
+every other task waiting, even those whose work takes milliseconds. So while jobs wait and no job has
+ended for :data:`STALL_SECONDS`, the pool adds a thread, up to ``GROWTH`` times ``size``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+STALL_SECONDS = 1.0
+GROWTH = 4
+
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
 
 
 class WorkerPool:
-    """Up to ``size`` daemon threads named ``<name>_<i>``, started as concurrent work needs them."""
+    """``size`` daemon threads named ``<name>_<i>``, started as concurrent work needs them (more when all are stuck)."""
 
     def __init__(self, size: int, name: str) -> None:
         self._size = size
@@ -33,6 +40,9 @@ class WorkerPool:
         self._in_flight = 0
         """Jobs submitted and not done yet (read and written on event loops only)."""
         self._closed = False
+        self._last_end = 0.0
+        """Loop time at which the last job ended."""
+        self._stall_check: asyncio.TimerHandle | None = None
 
     def run(self, work: Callable[[], T], context: contextvars.Context) -> asyncio.Future[T]:
         """Run ``context.run(work)`` in a worker thread; the returned future (of the running loop) gets its outcome.
@@ -47,12 +57,16 @@ class WorkerPool:
         self._in_flight += 1
         if len(self._threads) < min(self._in_flight, self._size):
             self._start_thread()
+        elif self._in_flight > len(self._threads) and self._stall_check is None:
+            self._stall_check = loop.call_later(STALL_SECONDS, self._unstall, loop)
         self._jobs.put((loop, future, context, work))
         return future
 
     def close(self) -> None:
         """Cancel the jobs no worker took yet and let the threads end (running jobs finish on their own)."""
         self._closed = True
+        if self._stall_check is not None:
+            self._stall_check.cancel()
         while True:
             try:
                 job = self._jobs.get_nowait()
@@ -66,6 +80,16 @@ class WorkerPool:
 
     def _done(self, future: asyncio.Future[Any]) -> None:
         self._in_flight -= 1
+        self._last_end = future.get_loop().time()
+
+    def _unstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        """While jobs wait: add a thread if no job ended for STALL_SECONDS, and look again later."""
+        self._stall_check = None
+        if self._closed or self._in_flight <= len(self._threads):
+            return
+        if loop.time() - self._last_end >= STALL_SECONDS and len(self._threads) < GROWTH * self._size:
+            self._start_thread()
+        self._stall_check = loop.call_later(STALL_SECONDS, self._unstall, loop)
 
     def _start_thread(self) -> None:
         thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)

@@ -136,3 +136,9 @@ def test_cancelled_sleepers_are_dropped() -> None:
         return len(clock._sleepers), clock._timer is None
 
     assert asyncio.run(scenario()) == (0, True)
+
+
+def test_first_event_without_a_clock_uses_its_own() -> None:
+    past = pendulum.now("UTC").subtract(seconds=1)
+    event = asyncio.run(first_event(DateTimeTrigger(moment=past), None))
+    assert event.payload == past

@@ -7,7 +7,7 @@ import contextvars
 import threading
 
 import pytest
-from airflowtask.connector_core.workers import WorkerPool
+from airflowtask.connector_core.workers import STALL_SECONDS, WorkerPool
 
 name: contextvars.ContextVar[str] = contextvars.ContextVar("name", default="unset")
 
@@ -84,3 +84,22 @@ def test_close_cancels_waiting_jobs_and_refuses_new_ones() -> None:
         return running.result(), waiting.cancelled()
 
     assert asyncio.run(scenario()) == (True, True)
+
+
+def test_a_thread_is_added_while_all_are_stuck_in_long_calls() -> None:
+    pool = WorkerPool(1, "test-worker")
+    release = threading.Event()
+
+    async def scenario() -> tuple[str, float, bool]:
+        loop = asyncio.get_running_loop()
+        stuck = pool.run(lambda: release.wait(10), contextvars.copy_context())
+        started = loop.time()
+        quick = await pool.run(lambda: threading.current_thread().name, contextvars.copy_context())
+        waited = loop.time() - started
+        release.set()
+        return quick, waited, await stuck
+
+    quick, waited, stuck = asyncio.run(scenario())
+    assert (quick, stuck) == ("test-worker_1", True)
+    assert STALL_SECONDS <= waited < STALL_SECONDS + 1
+    pool.close()
