@@ -24,8 +24,8 @@ operator's credentials or RBAC are (being) repaired."""
 
 def is_api_trouble(error: BaseException) -> bool:
     """True for errors that say the API server is unreachable, overloaded or refusing, not that a request is wrong."""
-    if isinstance(error, ApiException):
-        return error.status in _TRANSIENT_STATUSES
+    if isinstance(error, ApiException):  # a namespace being deleted refuses new objects (403) for good
+        return error.status in _TRANSIENT_STATUSES and "NamespaceTerminating" not in str(error.body or "")
     return isinstance(error, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 

@@ -53,12 +53,21 @@ def test_successes_without_a_failure_say_nothing(caplog: pytest.LogCaptureFixtur
     assert _lines(caplog) == []
 
 
+def _terminating() -> ApiException:
+    error = ApiException(status=403, reason="Forbidden")
+    error.body = ('{"kind":"Status","message":"pods \\"x\\" is forbidden: unable to create new content in namespace t '
+                  'because it is being terminated","reason":"Forbidden","details":{"causes":[{"reason":'
+                  '"NamespaceTerminating","field":"metadata.namespace"}]},"code":403}')
+    return error
+
+
 @pytest.mark.parametrize(("error", "trouble"), [
     (ApiException(status=403, reason="Forbidden"), True),
     (ApiException(status=503, reason="Service Unavailable"), True),
     (ApiException(status=429, reason="Too Many Requests"), True),
     (ApiException(status=0, reason="connection"), True),
     (ApiException(status=404, reason="Not Found"), False),
+    (_terminating(), False),
     (ApiException(status=422, reason="Unprocessable Entity"), False),
     (urllib3.exceptions.MaxRetryError(None, "/x", "refused"), True),
     (ConnectionRefusedError(), True),
