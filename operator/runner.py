@@ -60,6 +60,10 @@ async def serve(settings: Settings, liveness: str | None) -> None:
         shutdown.set()
         term_over.set()
 
+    def take_signals() -> None:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, on_signal)
+
     stop_electing = threading.Event()
     thread = threading.Thread(
         target=elector.run, name="lease", daemon=True,
@@ -68,19 +72,21 @@ async def serve(settings: Settings, liveness: str | None) -> None:
     thread.start()
     try:
         while True:
-            for number in (signal.SIGTERM, signal.SIGINT):  # kopf replaces these while it runs
-                loop.add_signal_handler(number, on_signal)
+            take_signals()
             log.info("standing by for Lease %s/%s as %s", settings.lease_namespace, settings.lease_name,
                      elector.identity)
             await _first(leading.wait(), shutdown.wait())
             if shutdown.is_set():
                 break
             term_over.clear()
-            await kopf.operator(
+            existing = asyncio.all_tasks()
+            tasks = await kopf.spawn_tasks(
                 standalone=True, clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
                 stop_flag=term_over, memo=kopf.Memo(may_act=elector.may_act),
             )
-            if shutdown.is_set() or not lost.is_set():  # kopf stopped for a signal (its own handler) or an error
+            take_signals()  # over kopf's own handlers: stopping through them waits 5 s on kopf's flag waiter
+            await kopf.run_tasks(tasks, ignored=existing)
+            if shutdown.is_set() or not lost.is_set():  # a signal, or kopf stopped on its own (an error)
                 break
     finally:
         stop_electing.set()  # releases the Lease if held
