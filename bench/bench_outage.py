@@ -48,20 +48,21 @@ def _first_status(plane: LocalControlPlane, name: str, namespace: str, since: fl
     raise TimeoutError(f"{namespace}/{name}: no status within {timeout}s")
 
 
-def _loud_lines(plane: LocalControlPlane, pods: list[str], since: str) -> tuple[int, int]:
-    """WARNING-or-worse records and tracebacks in the replicas' logs since ``since``."""
-    loud = tracebacks = 0
+def _loud_lines(plane: LocalControlPlane, pods: list[str], since: str) -> tuple[list[str], int]:
+    """WARNING-or-worse messages and the number of tracebacks in the replicas' logs since ``since``."""
+    loud, tracebacks = [], 0
     for pod in pods:
         text = plane.kubectl("logs", "-n", NAMESPACE, pod, f"--since-time={since}", check=False).stdout
         for line in text.splitlines():
             tracebacks += "Traceback" in line
-            if line.startswith("{") and json.loads(line).get("severity") in ("warn", "error", "fatal"):
-                loud += 1
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("severity") in ("warn", "error", "fatal"):
+                loud.append(f"{pod[-5:]}: {record['message'][:150]}")
     return loud, tracebacks
 
 
 def outage_round(plane: LocalControlPlane, operator: OperatorDeployment, kind: str, index: int,
-                 trouble: Callable[[], None]) -> tuple[float, int, int]:
+                 trouble: Callable[[], None]) -> tuple[float, list[str], int]:
     operator.start()
     namespace = f"outage-{kind}-{index}"
     plane.kubectl("create", "namespace", namespace)
@@ -106,7 +107,9 @@ def main() -> None:
         for kind, trouble in troubles.items():
             for index in range(args.rounds):
                 resumed, loud, tracebacks = outage_round(plane, operator, kind, index, trouble)
-                print(f"{kind:<10} {index + 1:>5} {resumed:>24.1f} {loud:>15} {tracebacks:>11}", flush=True)
+                print(f"{kind:<10} {index + 1:>5} {resumed:>24.1f} {len(loud):>15} {tracebacks:>11}", flush=True)
+                for line in loud:
+                    print(f"    {line}", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from airflowtask.connector_core import Engine
 from airflowtask.executors import Executor, InProcessExecutor
 from airflowtask.kube import Kube, NotLeading, load_client_config
 from airflowtask.log_setup import KOPF_RETRY_SECONDS
-from airflowtask.outage import is_api_trouble
+from airflowtask.outage import describe, is_api_trouble
 from airflowtask.pod_executor import PodExecutor
 from airflowtask.reconcile import Reconciler, TaskMemory
 from airflowtask.resource import FINISHED_PHASES, AirflowTaskResource
@@ -126,12 +126,19 @@ def count_phase(type: str, body: kopf.Body, status: kopf.Status, **_: Any) -> No
 async def cancel(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
     """Cancel the external job (deletionPolicy Delete) before the finalizer is removed."""
     reconciler: Reconciler = memo.reconciler
-    try:
-        events = await reconciler.cancel(AirflowTaskResource.parse(body), dict(status), _memory(memo))
-    except Exception as error:
-        kopf.warn(body, reason="CancelFailed", message=f"cancelling the external job failed: {error}")
-        raise kopf.TemporaryError(f"cancelling failed: {error}", delay=10) from error
-    _post(body, events)
+    while True:
+        try:
+            events = await reconciler.cancel(AirflowTaskResource.parse(body), dict(status), _memory(memo))
+        except NotLeading:
+            await asyncio.Event().wait()  # kopf is being stopped; the finalizer stays for the next leader
+        except Exception as error:
+            if is_api_trouble(error):  # Kube told the outage record: try again in a second
+                await asyncio.sleep(1.0)
+                continue
+            kopf.warn(body, reason="CancelFailed", message=f"cancelling the external job failed: {describe(error)}")
+            raise kopf.TemporaryError(f"cancelling failed: {describe(error)}", delay=10) from error
+        _post(body, events)
+        return
 
 
 @kopf.daemon(*RESOURCE, id="expire", when=_expiring, cancellation_timeout=1.0)

@@ -20,14 +20,21 @@ KOPF_RETRY_SECONDS = 1.0
 
 
 class QuietKopf(logging.Filter):
-    """Drops kopf's per-object chatter below WARNING; turns its request retries into outage reports."""
+    """Drops kopf's per-object chatter below WARNING and its failures to post events into deleted namespaces;
+    turns its request retries into outage reports."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("kopf") and record.getMessage().startswith("Request attempt"):
             detail = record.getMessage().rsplit(" -> ", 1)[-1][:200]
             OUTAGE.failed(KOPF_REQUESTS, detail, expires=KOPF_RETRY_SECONDS * 3)
             return False
+        if record.getMessage().startswith("Failed to post an event") and _namespace_gone(record.getMessage()):
+            return False  # an event about an object whose namespace is being deleted
         return not (record.name == "kopf.objects" and record.levelno < logging.WARNING)
+
+
+def _namespace_gone(message: str) -> bool:
+    return "being terminated" in message or ("namespaces" in message and "not found" in message)
 
 
 def configure(verbose: bool, json: bool) -> None:

@@ -97,6 +97,10 @@ def test_kopf_is_quiet_per_object_and_its_retries_count_as_the_outage(caplog: py
     retry = "Request attempt #1/21 failed; will retry: GET https://x/apis -> ClientConnectorError('refused')"
     assert not quiet.filter(_record("kopf._cogs.clients.api", logging.ERROR, retry))
     assert not quiet.filter(_record("kopf.objects", logging.ERROR, retry))  # a request made for one object
+    gone = "Failed to post an event. Ignoring and continuing. Code: 404. Message: namespaces \"t-1\" not found."
+    assert not quiet.filter(_record("kopf.objects", logging.WARNING, gone))
+    refused = "Failed to post an event. Ignoring and continuing. Code: 403. Message: events is forbidden: User x"
+    assert quiet.filter(_record("kopf.objects", logging.WARNING, refused))
     assert any(KOPF_REQUESTS in message for _, message in _lines(caplog))
     OUTAGE.succeeded(KOPF_REQUESTS)
 
