@@ -49,6 +49,7 @@ async def serve(settings: Settings, liveness: str | None) -> None:
 
     def started() -> None:
         lost.clear()
+        term_over.clear()
         leading.set()
 
     def stopped() -> None:
@@ -78,7 +79,8 @@ async def serve(settings: Settings, liveness: str | None) -> None:
             await _first(leading.wait(), shutdown.wait())
             if shutdown.is_set():
                 break
-            term_over.clear()
+            if not leading.is_set():  # won and lost again meanwhile
+                continue
             existing = asyncio.all_tasks()
             tasks = await kopf.spawn_tasks(
                 standalone=True, clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
