@@ -4,7 +4,9 @@
 locks its workers take too: the pool's idle semaphore and each Future's condition. A worker that holds one
 when it loses the GIL blocks the event loop on that lock, and then the loop waits for the GIL again, a switch
 interval (5 ms) or more. Here a job reaches the threads through a ``queue.SimpleQueue`` and its outcome comes
-back through ``loop.call_soon_threadsafe``; neither takes a lock a busy worker can hold.
+back through an :class:`_Outbox`; neither takes a lock a busy worker can hold. The outbox wakes the loop
+(``loop.call_soon_threadsafe``, a write to its self-pipe) once per batch of outcomes, not once per job: each
+such write releases the worker's GIL, and getting it back under load costs another switch interval.
 
 A pool of ``size`` threads all stuck in long calls (BashOperators running for minutes, say) would leave
 every other task waiting, even those whose work takes milliseconds. So while jobs wait and no job has
@@ -18,6 +20,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,7 +29,7 @@ T = TypeVar("T")
 STALL_SECONDS = 1.0
 GROWTH = 4
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
+_Job = tuple["_Outbox", "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
 
 
 class WorkerPool:
@@ -43,6 +46,7 @@ class WorkerPool:
         self._last_end = 0.0
         """Loop time at which the last job ended."""
         self._stall_check: asyncio.TimerHandle | None = None
+        self._outbox: _Outbox | None = None
 
     def run(self, work: Callable[[], T], context: contextvars.Context) -> asyncio.Future[T]:
         """Run ``context.run(work)`` in a worker thread; the returned future (of the running loop) gets its outcome.
@@ -59,7 +63,9 @@ class WorkerPool:
             self._start_thread()
         elif self._in_flight > len(self._threads) and self._stall_check is None:
             self._stall_check = loop.call_later(STALL_SECONDS, self._unstall, loop)
-        self._jobs.put((loop, future, context, work))
+        if self._outbox is None or self._outbox.loop is not loop:
+            self._outbox = _Outbox(loop)
+        self._jobs.put((self._outbox, future, context, work))
         return future
 
     def close(self) -> None:
@@ -73,7 +79,7 @@ class WorkerPool:
             except queue.Empty:
                 break
             if job is not None:
-                _call_soon(job[0], job[1].cancel)
+                _call_soon(job[0].loop, job[1].cancel)
         for _ in self._threads:
             self._jobs.put(None)
         self._threads.clear()
@@ -103,25 +109,43 @@ class WorkerPool:
 
 
 def _run_job(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], context: contextvars.Context, work: Callable[[], Any]
+    outbox: _Outbox, future: asyncio.Future[Any], context: contextvars.Context, work: Callable[[], Any]
 ) -> None:
-    """In a worker thread: run one job and hand its outcome to its loop."""
+    """In a worker thread: run one job and post its outcome."""
     if future.cancelled():  # read from this thread: at worst the job runs and its outcome is dropped
         return
     try:
         result, error = context.run(work), None
     except BaseException as exc:
         result, error = None, exc
-    _call_soon(loop, _settle, future, result, error)
+    outbox.post(future, result, error)
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
+class _Outbox:
+    """Outcomes of jobs on their way to one loop: posted by any thread, delivered on the loop in batches."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._outcomes: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
+        self._delivery_due = False
+
+    def post(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        """From any thread; wakes the loop unless a delivery is already due (which will take this one too)."""
+        self._outcomes.append((future, result, error))
+        if not self._delivery_due:
+            self._delivery_due = True
+            _call_soon(self.loop, self._deliver)
+
+    def _deliver(self) -> None:
+        self._delivery_due = False  # before draining: what is posted from now on is drained now or by a new delivery
+        while self._outcomes:
+            future, result, error = self._outcomes.popleft()
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:

@@ -20,7 +20,7 @@ from airflowtask.connector_core.model import DEFAULT_ALLOWED_MODULES, Phase, Tas
 from conftest import TEST_MODULES, Harness, make_config
 from flyte_grpc import ConnectorClient, ConnectorServer, load_template, phase_name
 from flyteidl.core.execution_pb2 import TaskExecution
-from flytekit.extend.backend.base_connector import ConnectorRegistry
+from flytekit.extend.backend.base_connector import ConnectorRegistry, Resource
 from flytekit.models.task import TaskTemplate
 from localjob import JobService
 
@@ -162,3 +162,17 @@ def test_one_resource_per_state_while_it_lives() -> None:
     del deferred, first
     gc.collect()
     assert len(resources._made) == 0
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        TaskState(Phase.RUNNING, "Deferred", "waiting for trigger DateTimeTrigger"),
+        TaskState(Phase.SUCCEEDED, "Completed", "completed", result={"rows": [1, 2.5, "x", None]}, job_id="j-1"),
+        TaskState(Phase.FAILED, "TaskFailed", "exit code 3", retryable=False),
+    ],
+)
+def test_the_protobuf_is_the_one_flytekit_makes(state: TaskState) -> None:
+    ours = _Resources().of(state)
+    theirs = Resource(phase=ours.phase, message=ours.message, log_links=ours.log_links, custom_info=ours.custom_info)
+    assert asyncio.run(ours.to_flyte_idl()) == asyncio.run(theirs.to_flyte_idl())

@@ -10,4 +10,4 @@ from airflowtask.connector_core import Engine, EngineConfig
 def test_an_engine_freezes_the_startup_heap_and_raises_the_thresholds() -> None:
     Engine(EngineConfig())
     assert gc.get_freeze_count() > 0
-    assert all(mine >= least for mine, least in zip(gc.get_threshold(), (10_000, 10, 10), strict=True))
+    assert gc.get_threshold()[0] >= 50_000
