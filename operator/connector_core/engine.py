@@ -564,11 +564,14 @@ class Engine:
             meta=task.meta,
         )
 
-    async def _settle(self, task: _Task, timeout: float) -> None:
-        """Wait (at most ``timeout``) until no pool work is in flight for the task."""
+    @staticmethod
+    async def _settle(task: _Task, timeout: float) -> None:
+        """Wait (at most ``timeout``) until no pool work is in flight for the task: until its driver is done."""
         deadline = time.monotonic() + timeout
-        while task.driver is not None and (remaining := deadline - time.monotonic()) > 0:
-            await self._wait_change(task, remaining)
+        while (
+            (driver := task.driver) is not None and not driver.done() and (remaining := deadline - time.monotonic()) > 0
+        ):
+            await asyncio.wait((driver,), timeout=remaining)
 
     @staticmethod
     async def _wait_change(task: _Task, timeout: float) -> None:
