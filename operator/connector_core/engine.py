@@ -1,10 +1,11 @@
 """The engine both front ends use: runs Airflow tasks without blocking the event loop.
 
 Blocking work (building the task, ``execute``, pokes, callbacks, hook calls, ``on_kill``) runs in a
-bounded thread pool; ``on_kill`` has a small pool of its own so a full pool never delays a cancellation.
-Triggers run as asyncio tasks in the engine's loop until their first event, then the callback runs in the
-pool. Every piece of work for a task runs in a copy of that task's context, which binds its connections,
-variables and log (see :mod:`.secrets` and :mod:`.logs`).
+:class:`~.workers.WorkerPool` of ``max_workers`` threads; ``on_kill`` has a small pool of its own so a full pool
+never delays a cancellation. Triggers run as asyncio tasks in the engine's loop until their first event (time
+triggers sleep on the loop's :class:`~.triggerer.AlarmClock`), then the callback runs in the pool, in the
+trigger's asyncio task. Every piece of work for a task runs in a copy of that task's context, which binds
+its connections, variables and log (see :mod:`.secrets` and :mod:`.logs`).
 
 A task's :class:`~.encoding.AirflowMetadata` is all another engine (after a restart) needs: ``get()``,
 ``wait()`` and ``delete()`` on metadata the engine does not know rebuild the task from it (restarting
