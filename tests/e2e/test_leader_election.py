@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes
 from airflowtask.controlplane import Kubectl as Cluster
 from airflowtask.lease import KubeLeaseStore, LeaderElector, LeaseRecord, Timing
+from kubetools import wait_until
 
 TIMING = Timing(lease_duration=3.0, renew_deadline=2.0, retry_period=0.2)
 
@@ -94,12 +95,7 @@ def sampled(electors: list[Replica]) -> Iterator[list[list[str]]]:
 
 
 def wait_for(predicate: Any, timeout: float) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout}s")
-        time.sleep(0.01)
-    return time.monotonic() - started
+    return wait_until(predicate, timeout, "the election", interval=0.01)
 
 
 def holder(cluster: Cluster, namespace: str) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubetools import Kubectl, airflow_task
+from kubetools import Kubectl, airflow_task, wait_until
 from operator_deployment import OperatorDeployment
 from runlog import RunLog, reporting_command
 
@@ -29,15 +29,6 @@ def _tasks(run_log: RunLog, namespace: str, count: int, seconds: int) -> list[di
             for i in range(count)]
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
 def _pods_per_task(kubectl: Kubectl, namespace: str) -> Counter[str]:
     raw = kubectl("get", "pods", "-n", namespace, "-o", "json").stdout
     return Counter(pod["metadata"]["labels"]["airflowtask.dev/task-name"] for pod in json.loads(raw)["items"])
@@ -51,39 +42,41 @@ def _assert_each_ran_once(kubectl: Kubectl, namespace: str, run_log: RunLog, nam
     assert _pods_per_task(kubectl, namespace) == Counter(names), "a task has more than one Pod"
 
 
-def test_two_replicas_run_100_tasks_once_each_and_a_deleted_leader_hands_over(
-    kubectl: Kubectl, replicas: OperatorDeployment, namespace: str
-) -> None:
+def _hand_over_mid_run(kubectl: Kubectl, replicas: OperatorDeployment, namespace: str, count: int, seconds: int,
+                       remove: Callable[[], Any]) -> float:
+    """``count`` tasks of ``seconds`` each; once a few run, ``remove`` the leader; every task runs once, on
+    one Pod, and the standby holds the Lease. The seconds until the Lease changed holder."""
     with RunLog() as runs:
-        tasks = _tasks(runs, namespace, 100, seconds=3)
-        names = [task["metadata"]["name"] for task in tasks]
-        kubectl.apply(*tasks)
-        _wait(lambda: len(runs.names) >= 15, 300, "15 tasks running")
-        leader, standby = replicas.holder(), _standby(replicas)
-        replicas.delete_pod()  # SIGTERM: the leader stops, releases the Lease; the standby takes over
-        handover = _wait(lambda: replicas.holder() not in ("", leader), HANDOVER_SECONDS, "the Lease changing holder")
-        assert replicas.holder().rpartition("_")[0] == standby
-        assert len(runs.names) < len(names), "the failover came too late to be mid-run"
-        _assert_each_ran_once(kubectl, namespace, runs, names)
-    print(f"the Lease changed holder {handover:.1f}s after the leader's Pod was deleted")
-
-
-def test_a_killed_leader_hands_over_within_the_lease_and_the_standby_never_acted_before(
-    kubectl: Kubectl, replicas: OperatorDeployment, namespace: str
-) -> None:
-    with RunLog() as runs:
-        tasks = _tasks(runs, namespace, 20, seconds=8)
+        tasks = _tasks(runs, namespace, count, seconds)
         names = [task["metadata"]["name"] for task in tasks]
         standby = _standby(replicas)
         kubectl.apply(*tasks)
-        _wait(lambda: len(runs.names) >= 5, 300, "5 tasks running")
+        wait_until(lambda: len(runs.names) >= count // 5, 300, "tasks running")
         quiet = _log_of(kubectl, standby)
         assert not any(name in quiet for name in names), "the standby acted on a task while another replica led"
         leader = replicas.holder()
-        replicas.kill()  # SIGKILL: no release, the standby waits out the lease
-        handover = _wait(lambda: replicas.holder() not in ("", leader), HANDOVER_SECONDS, "the Lease changing holder")
+        remove()
+        handover = wait_until(lambda: replicas.holder() not in ("", leader), HANDOVER_SECONDS,
+                              "the Lease changing holder")
         assert replicas.holder().rpartition("_")[0] == standby
+        assert len(runs.names) < len(names), "the failover came too late to be mid-run"
         _assert_each_ran_once(kubectl, namespace, runs, names)
+    return handover
+
+
+def test_two_replicas_run_100_tasks_once_each_and_a_deleted_leader_hands_over(
+    kubectl: Kubectl, replicas: OperatorDeployment, namespace: str
+) -> None:
+    # SIGTERM: the leader stops, releases the Lease; the standby takes over at its next look
+    handover = _hand_over_mid_run(kubectl, replicas, namespace, 100, 3, replicas.delete_pod)
+    print(f"the Lease changed holder {handover:.1f}s after the leader's Pod was deleted")
+
+
+def test_a_killed_leader_hands_over_within_the_lease_duration(
+    kubectl: Kubectl, replicas: OperatorDeployment, namespace: str
+) -> None:
+    # SIGKILL: no release, the standby waits until the lease expires
+    handover = _hand_over_mid_run(kubectl, replicas, namespace, 20, 8, replicas.kill)
     print(f"the Lease changed holder {handover:.1f}s after the leader was killed")
 
 

@@ -68,6 +68,16 @@ class Kubectl:
         return [(e["type"], e["reason"], e.get("message", "")) for e in items]
 
 
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> float:
+    """Seconds until ``predicate()`` held; AssertionError naming ``what`` after ``timeout``."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
 def airflow_task(
     name: str,
     namespace: str,
