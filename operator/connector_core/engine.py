@@ -20,6 +20,7 @@ import contextvars
 import functools
 import gc
 import logging
+import random
 import sys
 import threading
 import time
@@ -131,7 +132,7 @@ class Engine:
         now = datetime.now(UTC)
         meta = AirflowMetadata(
             airflow_operator=obj,
-            task_key=uuid.uuid4().hex,
+            task_key=random_key(),
             task_id=task_id,
             run_id=run.run_id,
             logical_date=run.logical_date,
@@ -640,6 +641,16 @@ def _tune_garbage_collector() -> None:
     gc.freeze()
     if gc.get_threshold()[0] < _GC_THRESHOLDS[0]:
         gc.set_threshold(*_GC_THRESHOLDS)
+
+
+def random_key() -> str:
+    """32 random hex digits, as ``uuid.uuid4().hex`` gives, from Python's PRNG (seeded by the OS, again after fork).
+
+    ``uuid4`` reads ``os.urandom``, which releases the GIL: while worker threads are busy the event loop then waits
+    a switch interval or more to get it back, for every task created. Task keys are public; they need to be unique,
+    not unpredictable.
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 def run_of(meta: AirflowMetadata) -> RunInfo:

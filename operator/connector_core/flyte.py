@@ -9,14 +9,13 @@ variables from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*``.
 
 from __future__ import annotations
 
-import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from airflowtask.connector_core.encoding import AirflowMetadata
-from airflowtask.connector_core.engine import Engine
+from airflowtask.connector_core.engine import Engine, random_key
 from airflowtask.connector_core.links import log_links
 from airflowtask.connector_core.model import EngineConfig, Phase, Reason, RunInfo, TaskState
 from airflowtask.connector_core.spec import AirflowObj, SpecError, from_flyte_custom
@@ -140,14 +139,14 @@ def _run_id(task_execution_metadata: Any) -> str:
         node = task_execution.node_execution_id
         return f"{node.execution_id.name}-{node.node_id}-{task_execution.retry_attempt}"
     except AttributeError:
-        return f"flyte-{uuid.uuid4().hex[:12]}"
+        return f"flyte-{random_key()[:12]}"
 
 
 def _failed_metadata(task_id: str, run: RunInfo, message: str) -> AirflowMetadata:
     """Metadata of a task whose description could not be read: get() reports it Failed."""
     return AirflowMetadata(
         airflow_operator=AirflowObj(module="", name=""),
-        task_key=uuid.uuid4().hex,
+        task_key=random_key(),
         task_id=task_id,
         run_id=run.run_id,
         logical_date=run.logical_date,

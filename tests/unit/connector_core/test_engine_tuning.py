@@ -6,6 +6,7 @@ import gc
 import sys
 
 from airflowtask.connector_core import Engine, EngineConfig
+from airflowtask.connector_core.engine import random_key
 
 
 def test_an_engine_freezes_the_startup_heap_and_raises_the_gc_thresholds() -> None:
@@ -19,3 +20,9 @@ def test_an_engine_shortens_the_gil_switch_interval() -> None:
     """The event loop waits for the GIL behind each busy worker thread for a switch interval."""
     Engine(EngineConfig())
     assert sys.getswitchinterval() <= 0.001
+
+
+def test_task_keys_are_unique_hex_without_a_system_call() -> None:
+    keys = {random_key() for _ in range(10_000)}
+    assert len(keys) == 10_000
+    assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)
