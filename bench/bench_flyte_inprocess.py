@@ -9,8 +9,8 @@ every poll decodes those bytes (``AirflowMetadata.decode``), calls ``get()`` and
 protobuf. The templates are the fixture flytekitplugins-airflow made (tests/fixtures/flyte), with
 ``target_time`` set to one due time for all tasks, ``--lead`` seconds after the start (creation must end
 before it). One asyncio task per Flyte task creates it, then polls every 0.5 s until get() reports SUCCEEDED;
-at most ``--create-concurrency`` CreateTask calls are in flight at once (as FlytePropeller's rate limiter
-lets a burst of 100 through; 0: all at once).
+at most ``--create-concurrency`` CreateTask calls are in flight at once (FlytePropeller rate-limits its calls
+to a connector; 0: all N at once).
 
 Prints (get() first reports SUCCEEDED) - (due time) as p50/p99/max, the event-loop lag seen by a ticker
 (10 ms sleeps) over the whole run (and from the moment all are deferred), and the RSS. ``--mixed``: 200
@@ -30,6 +30,7 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
@@ -100,7 +101,19 @@ async def flyte_task(connector: AsyncConnectorBase, template: TaskTemplateProto,
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def measure(deferred: int, bash: int, lead: float, create_concurrency: int) -> dict[str, float | list[float]]:
+@dataclass
+class Figures:
+    latencies: list[float]
+    """Seconds from the due time to get() first reporting SUCCEEDED, per deferred task."""
+    lags: list[float]
+    lags_deferred: list[float]
+    """The lags from the moment all tasks are deferred."""
+    created: float
+    """Seconds until all tasks were deferred."""
+    rss_deferred: float
+
+
+async def measure(deferred: int, bash: int, lead: float, create_concurrency: int) -> Figures:
     connector = ConnectorRegistry.get_connector("airflow", 0)
     lags: list[float] = []
     stop = asyncio.Event()
@@ -120,19 +133,17 @@ async def measure(deferred: int, bash: int, lead: float, create_concurrency: int
     done = await asyncio.gather(*tasks)
     stop.set()
     await tick
-    return {
-        "latencies": [at - due.timestamp() for at in done[bash:]],
-        "lags": lags,
-        "lags_deferred": lags[ticks_while_creating:],
-        "created": created,
-        "lead": lead,
-        "rss_deferred": rss_deferred,
-    }
+    latencies = [at - due.timestamp() for at in done[bash:]]
+    return Figures(latencies, lags, lags[ticks_while_creating:], created, rss_deferred)
 
 
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(int(len(ordered) * q) - 1, 0)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 def main() -> None:
@@ -145,20 +156,18 @@ def main() -> None:
     deferred, bash = (MIXED_DEFERRED, MIXED_BASH) if args.mixed else (args.n, 0)
     lead = args.lead if args.lead is not None else 5 + deferred / 250
     rss_start = rss_mb()
-    figures = asyncio.run(measure(deferred, bash, lead, args.create_concurrency))
-    latencies, lags, lags_deferred = figures["latencies"], figures["lags"], figures["lags_deferred"]
-    assert isinstance(latencies, list) and isinstance(lags, list) and isinstance(lags_deferred, list)
-    late = " (LATE: creation overran the lead; raise --lead)" if figures["created"] > lead else ""
+    run = asyncio.run(measure(deferred, bash, lead, args.create_concurrency))
+    late = " (LATE: creation overran the lead; raise --lead)" if run.created > lead else ""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"created {deferred} deferred + {bash} bash in {figures['created']:.1f}s (lead {lead:.0f}s){late}; "
-        f"RSS {rss_start:.0f} MB at start, {figures['rss_deferred']:.0f} MB all deferred, peak {peak:.0f} MB"
+        f"created {deferred} deferred + {bash} bash in {run.created:.1f}s (lead {lead:.0f}s){late}; "
+        f"RSS {rss_start:.0f} MB at start, {run.rss_deferred:.0f} MB all deferred, peak {peak:.0f} MB"
     )
     print(
-        f"{deferred} deferred + {bash} bash: due -> SUCCEEDED p50 {statistics.median(latencies) * 1000:.0f} ms, "
-        f"p99 {quantile(latencies, 0.99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms | "
-        f"loop lag p99 {quantile(lags, 0.99) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms "
-        f"(all deferred: p99 {quantile(lags_deferred, 0.99) * 1000:.0f} ms, max {max(lags_deferred) * 1000:.0f} ms) "
+        f"{deferred} deferred + {bash} bash: due -> SUCCEEDED p50 {ms(statistics.median(run.latencies))}, "
+        f"p99 {ms(quantile(run.latencies, 0.99))}, max {ms(max(run.latencies))} | "
+        f"loop lag p99 {ms(quantile(run.lags, 0.99))}, max {ms(max(run.lags))} "
+        f"(all deferred: p99 {ms(quantile(run.lags_deferred, 0.99))}, max {ms(max(run.lags_deferred))}) "
         f"| RSS peak {peak:.0f} MB"
     )
 
