@@ -15,6 +15,7 @@ so thousands due at one moment do not stall the loop for the time it takes to ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 _LONGEST_NAP = 60.0
 """An AlarmClock checks the wall clock at least this often (in case the clock is changed)."""
-WAKE_PER_TURN = 200
+WAKE_PER_TURN = 500
 """Sleepers an AlarmClock wakes per event-loop turn at most; the others wake in the next turns."""
 
 
@@ -84,7 +85,7 @@ async def first_event(trigger: BaseTrigger, deadline: float | None, clock: Alarm
     timed = trigger if waits_for_a_moment(trigger) else None
     events = None if timed is not None else trigger.run()
     try:
-        async with asyncio.timeout_at(deadline):
+        async with contextlib.nullcontext() if deadline is None else asyncio.timeout_at(deadline):
             if timed is not None:
                 return await moment_event(timed, clock or AlarmClock(asyncio.get_running_loop()))
             async for event in events:
@@ -105,7 +106,7 @@ async def moment_event(trigger: DateTimeTrigger, clock: AlarmClock) -> TriggerEv
     await clock.sleep_until(moment.timestamp())
     event = TaskSuccessEvent() if trigger.end_from_trigger else TriggerEvent(moment)
     if (task_log := logs.current.get()) is not None:
-        task_log.append(f"{type(trigger).__name__}: {moment.isoformat()} has come")
+        task_log.append(f"{type(trigger).__name__}: {datetime.isoformat(moment)} has come")
     return event
 
 
