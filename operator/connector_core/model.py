@@ -93,6 +93,7 @@ DEFAULT_ALLOWED_MODULES = (
 class EngineConfig:
     allowed_modules: tuple[str, ...] = DEFAULT_ALLOWED_MODULES
     max_workers: int = 8
+    """Threads for synchronous Airflow code; while all are stuck in long calls the pool adds more (up to 4x)."""
     signing_key: bytes | None = None
     create_wait_seconds: float = 2.0
     log_tail_lines: int = 200
