@@ -301,7 +301,8 @@ def run_sensor_round(
         to_deferred = time.monotonic() - created
         rss_deferred = _rss(operator.process.pid)
         print(
-            f"sensors M={m}: created in {created - started:.1f}s; "
+            f"sensors M={m}: targets from {first_target:.3f} (epoch) over {window:.0f}s; "
+            f"created in {created - started:.1f}s; "
             f"{'all' if all_deferred else 'NOT all'} Deferred {to_deferred:.1f}s after creation ended "
             f"({watcher.count(watcher.reason, 'Deferred')} Deferred); operator RSS then {rss_deferred:.0f} MiB",
             flush=True,

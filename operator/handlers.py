@@ -1,6 +1,6 @@
 """kopf registrations: thin glue from watch events to ``reconcile.Reconciler``.
 
-- a timer per unfinished AirflowTask advances it (submit, wait for news, record status);
+- a timer per unfinished AirflowTask follows it (submit, wait for news, record status) until it finished;
 - a deletion handler cancels the external job before kopf removes the finalizer;
 - a daemon per finished AirflowTask with ``ttlSecondsAfterFinished`` deletes it when due.
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -35,9 +36,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     """Configure kopf once, before any watch starts, and build the reconciler."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
     settings.background.cancellation_polling = 1.0
     settings.watching.server_timeout = 300
@@ -47,7 +46,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # back within a second; a long one costs the Lease anyway, and the next term starts afresh.
     settings.networking.error_backoffs = (0.5, *[KOPF_RETRY_SECONDS] * 20)
     config = Settings.from_env()
-    kube = Kube(load_client_config(), workers=config.api_workers, may_write=memo.get("may_act", lambda: True))
+    pool = config.api_workers + max(len(config.namespaces), 1)  # the workers' requests and the Pod watches
+    kube = Kube(load_client_config(pool), workers=config.api_workers, may_write=memo.get("may_act", lambda: True))
     engine = Engine(config.engine)
     memo.reconciler = Reconciler(await _executor(config, kube, engine), kube, config)
     metrics.bind_engine(lambda: engine.running_triggers, engine.pool_in_use)
@@ -73,6 +73,22 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     reconciler.kube.close()
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Keeps no last-handled configuration: nothing here reacts to a change of the spec (there are no create,
+    update or resume handlers; the timer and daemon filters read the object itself), so every object's essence is
+    empty and kopf never writes the ``last-handled-configuration`` annotation (one write per object less) nor copies
+    the body to compare it on every event. Deletion is told by ``deletionTimestamp``, not by a diff."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        """Nothing to keep."""
+
+
 def _unfinished(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in FINISHED_PHASES
 
@@ -93,15 +109,15 @@ def _post(body: kopf.Body, events: list[Event]) -> None:
 
 
 @kopf.timer(*RESOURCE, id="advance", interval=1.0, when=_unfinished)
-async def advance(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, stopped: kopf.DaemonStopped,
-                  **_: Any) -> None:
-    """Submit, then wait for news (at most pollIntervalSeconds, or until kopf stops us) and record it."""
+async def advance(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Submit, then wait for news (at most pollIntervalSeconds at a time) and record it, until the task finished
+    or kopf stops us; kopf calls again a second after an error or a step that neither wrote nor waited."""
     reconciler: Reconciler = memo.reconciler
-    stop = asyncio.Event()
+    stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     watcher = asyncio.ensure_future(stopped.wait())
-    watcher.add_done_callback(lambda _: stop.set())
+    watcher.add_done_callback(lambda _: stop.done() or stop.set_result(None))
     try:
-        events = await reconciler.advance(AirflowTaskResource.parse(body), dict(status), _memory(memo), stop=stop)
+        await reconciler.follow(body, _memory(memo), stop, lambda events: _post(body, events))
     except NotLeading:
         return  # the Lease is lost: kopf is being stopped
     except Exception as error:
@@ -110,11 +126,10 @@ async def advance(body: kopf.Body, status: kopf.Status, memo: kopf.Memo, stopped
         return  # Kube told the outage record; this timer runs again in a second
     finally:
         watcher.cancel()
-    _post(body, events)
 
 
 @kopf.on.event(*RESOURCE, id="metrics")
-def count_phase(type: str, body: kopf.Body, status: kopf.Status, **_: Any) -> None:
+async def count_phase(type: str, body: kopf.Body, status: kopf.Status, **_: Any) -> None:
     """Keep the tasks-by-phase gauge current, from every watch event (the initial listing included)."""
     if type == "DELETED":
         metrics.forget(body.metadata.uid)

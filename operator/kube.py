@@ -34,13 +34,20 @@ class NotLeading(Exception):
     """A write refused because this replica does not (or no longer) hold the Lease."""
 
 
-def load_client_config() -> kubernetes.client.ApiClient:
-    """An API client for the in-cluster service account, else the current kubeconfig."""
+def load_client_config(pool_size: int | None = None) -> kubernetes.client.ApiClient:
+    """An API client for the in-cluster service account, else the current kubeconfig.
+
+    ``pool_size``: connections kept open for reuse (the client's default is 5 per CPU); give at least the number
+    of threads that call at once, or connections beyond it are closed after each request and opened again.
+    """
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()
-    return kubernetes.client.ApiClient()
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = pool_size
+    return kubernetes.client.ApiClient(configuration)
 
 
 class Kube:

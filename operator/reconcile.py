@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +41,16 @@ class TaskMemory:
     status: dict[str, Any] | None = None
     run: RunInfo | None = None
     meta: Meta | None = None
+    _view: tuple[str, AirflowTaskResource] | None = field(default=None, init=False, repr=False)
+
+    def view(self, body: Mapping[str, Any]) -> AirflowTaskResource:
+        """The task parsed from ``body``; parsed again only when the object changed (a new resourceVersion)."""
+        version = body["metadata"].get("resourceVersion")
+        if version is None:
+            return AirflowTaskResource.parse(body)
+        if self._view is None or self._view[0] != version:
+            self._view = (version, AirflowTaskResource.parse(body))
+        return self._view[1]
 
     def current(self, body_status: dict[str, Any]) -> dict[str, Any]:
         """The freshest status known: the one last written here, else the watched one."""
@@ -61,17 +71,27 @@ class Reconciler:
         self.kube = kube
         self.settings = settings
 
-    async def advance(
+    async def follow(
         self,
-        task: AirflowTaskResource,
-        body_status: dict[str, Any],
+        body: Mapping[str, Any],
         memory: TaskMemory,
-        *,
-        stop: asyncio.Event | None = None,
-    ) -> list[Event]:
-        """Take the next step for ``task``; with ``stop``, first wait for news until it is set."""
-        async with memory.lock:
-            return await _Step(self, task, memory, memory.current(body_status), stop).advance()
+        stop: asyncio.Future[None],
+        post: Callable[[list[Event]], None],
+    ) -> None:
+        """Advance one task step by step until it finished or ``stop`` is done, posting each step's events.
+
+        ``body`` is the object as last watched (kopf keeps it current). Waiting for news happens inside the steps,
+        so a task that waits costs no more than its polls. Returns early after a step that neither wrote nor
+        waited, so that whoever calls again decides the pace.
+        """
+        while not stop.done():
+            task = memory.view(body)
+            async with memory.lock:
+                step = _Step(self, task, memory, memory.current(body.get("status") or {}), stop)
+                events = await step.advance()
+            post(events)
+            if step.finished or not step.moved:
+                return
 
     async def cancel(self, task: AirflowTaskResource, body_status: dict[str, Any], memory: TaskMemory) -> list[Event]:
         """On deletion: cancel the external job unless the policy is Orphan. Raises to be retried."""
@@ -108,7 +128,10 @@ class Reconciler:
 
 
 class _Step:
-    """One advance of one object: reads ``current``, writes the statuses it moves through."""
+    """One advance of one object: reads ``current``, writes the statuses it moves through.
+
+    ``moved`` tells whether it wrote a status or waited; ``finished`` whether the task is finished after it.
+    """
 
     def __init__(
         self,
@@ -116,21 +139,24 @@ class _Step:
         task: AirflowTaskResource,
         memory: TaskMemory,
         current: dict[str, Any],
-        stop: asyncio.Event | None,
+        stop: asyncio.Future[None],
     ) -> None:
         self.executor, self.kube, self.settings = owner.executor, owner.kube, owner.settings
         self.task, self.memory, self.current, self.stop = task, memory, current, stop
         self.events: list[Event] = []
+        self.moved = False
+
+    @property
+    def finished(self) -> bool:
+        return ObservedStatus.parse(self.current).finished
 
     async def _wait(self, news: Awaitable[Any], timeout: float) -> bool:
-        """Wait for ``news`` (at most ``timeout``); False when there is no waiting or stop came first."""
-        if self.stop is None:
-            return False
-        waiters = {asyncio.ensure_future(news), asyncio.ensure_future(self.stop.wait())}
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        return not self.stop.is_set()
+        """Wait for ``news`` (at most ``timeout``); False when stop came first."""
+        self.moved = True
+        waiter = asyncio.ensure_future(news)
+        await asyncio.wait((waiter, self.stop), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        return not self.stop.done()
 
     async def advance(self) -> list[Event]:
         observed = ObservedStatus.parse(self.current)
@@ -153,6 +179,7 @@ class _Step:
         return self.events
 
     async def _write(self, **kwargs: Any) -> None:
+        self.moved = True
         new = next_status(self.current, generation=self.task.generation, now=_now(), **kwargs)
         patch = merge_patch(self.current, new)
         if patch:
@@ -228,7 +255,7 @@ class _Step:
         timeout = float(self.task.poll_interval_seconds)
         if deadline:
             timeout = min(timeout, _seconds_until(deadline))
-        if self.stop is not None and not await self._wait(self.executor.wait(meta, timeout), timeout):
+        if not await self._wait(self.executor.wait(meta, timeout), timeout):
             return
         with metrics.connector_call("get"):
             state = await self.executor.get(self.task, meta, run)

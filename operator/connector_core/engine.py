@@ -19,8 +19,10 @@ import contextlib
 import contextvars
 import functools
 import gc
+import hashlib
+import itertools
 import logging
-import random
+import os
 import sys
 import threading
 import time
@@ -644,13 +646,19 @@ def _tune_garbage_collector() -> None:
 
 
 def random_key() -> str:
-    """32 random hex digits, as ``uuid.uuid4().hex`` gives, from Python's PRNG (seeded by the OS, again after fork).
+    """32 unpredictable hex digits, as ``uuid.uuid4().hex`` gives, without a system call per key.
 
     ``uuid4`` reads ``os.urandom``, which releases the GIL: while worker threads are busy the event loop then waits
-    a switch interval or more to get it back, for every task created. Task keys are public; they need to be unique,
-    not unpredictable.
+    a switch interval or more to get it back, for every task created. Python's ``random`` would be fast but is
+    predictable from a few hundred outputs, and a task key names a task to ``get`` and ``delete``. So: BLAKE2b keyed
+    with a secret read once from the OS, over this process's id and a counter.
     """
-    return f"{random.getrandbits(128):032x}"
+    message = f"{os.getpid()}:{next(_KEY_COUNTER)}".encode()
+    return hashlib.blake2b(message, key=_KEY_SECRET, digest_size=16).hexdigest()
+
+
+_KEY_SECRET = os.urandom(32)
+_KEY_COUNTER = itertools.count()
 
 
 def run_of(meta: AirflowMetadata) -> RunInfo:

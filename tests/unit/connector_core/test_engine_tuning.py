@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import random
 import sys
 
 from airflowtask.connector_core import Engine, EngineConfig
@@ -26,3 +27,12 @@ def test_task_keys_are_unique_hex_without_a_system_call() -> None:
     keys = {random_key() for _ in range(10_000)}
     assert len(keys) == 10_000
     assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)
+
+
+def test_task_keys_do_not_follow_pythons_prng() -> None:
+    """A key names a task to get() and delete(): it must not be predictable from the keys seen before."""
+    random.seed(1)
+    first = random_key()
+    random.seed(1)
+    assert random_key() != first
+    assert first != f"{random.Random(1).getrandbits(128):032x}"
