@@ -4,9 +4,9 @@
 
 Deploys manifests/ (two replicas) on the local node, then, per round and per kind of trouble, keeps tasks running
 across it: ``apiserver`` kills kube-apiserver for ``--down`` seconds; ``rbac`` deletes the operator's
-ClusterRoleBinding for as long. When the API answers again (or the binding is back) a task is created, and the
-clock runs until the operator wrote its first status. Prints, per round: those seconds, and the WARNING/ERROR
-lines and tracebacks the operator's replicas logged from the start of the trouble.
+ClusterRoleBinding for as long (and creates a task meanwhile). When the API answers again (or the binding is back)
+a task is created, and the clock runs until the operator wrote the first status of each. Prints, per round: those
+seconds, and the WARNING/ERROR lines and tracebacks the operator's replicas logged from the start of the trouble.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _loud_lines(plane: LocalControlPlane, pods: list[str], since: str) -> tuple[
 
 
 def outage_round(plane: LocalControlPlane, operator: OperatorDeployment, kind: str, index: int,
-                 trouble: Callable[[], None]) -> tuple[float, list[str], int]:
+                 trouble: Callable[[str], list[str]]) -> tuple[float, list[str], int]:
     operator.start()
     namespace = f"outage-{kind}-{index}"
     plane.kubectl("create", "namespace", namespace)
@@ -73,10 +73,10 @@ def outage_round(plane: LocalControlPlane, operator: OperatorDeployment, kind: s
         _first_status(plane, f"across-{i}", namespace)
     pods = [pod["metadata"]["name"] for pod in operator.pods()]
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    trouble()
+    during = trouble(namespace)  # the tasks it created while the operator could not act, if any
     back = time.monotonic()
     plane.kubectl("apply", "-f", "-", input=_task("after", namespace, EMPTY))
-    resumed = _first_status(plane, "after", namespace, since=back)
+    resumed = max(_first_status(plane, name, namespace, since=back) for name in [*during, "after"])
     time.sleep(30)  # let the replicas log whatever they log about it
     loud, tracebacks = _loud_lines(plane, pods, since)
     plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
@@ -96,12 +96,20 @@ def main() -> None:
         binding = json.loads(plane.kubectl("get", "clusterrolebinding", "airflowtask-operator", "-o", "json").stdout)
         binding["metadata"] = {k: v for k, v in binding["metadata"].items() if k in ("name", "labels")}
 
-        def remove_rbac() -> None:
+        def remove_rbac(namespace: str) -> list[str]:
             plane.kubectl("delete", "clusterrolebinding", "airflowtask-operator")
-            time.sleep(args.down)
+            time.sleep(2)  # then work the operator sees through its open watches but may not act on
+            plane.kubectl("apply", "-f", "-", input=_task("during", namespace, EMPTY))
+            time.sleep(args.down - 2)
             plane.kubectl("create", "-f", "-", input=json.dumps(binding))
+            return ["during"]
 
-        troubles = {"apiserver": lambda: plane.restart("kube-apiserver", down_seconds=args.down), "rbac": remove_rbac}
+        def kill_api_server(namespace: str) -> list[str]:
+            plane.restart("kube-apiserver", down_seconds=args.down)
+            return []
+
+        troubles = {"apiserver": kill_api_server,
+                    "rbac": remove_rbac}
         print(f"{'trouble':<10} {'round':>5} {'first status after it s':>24} {'WARNING+ lines':>15} "
               f"{'tracebacks':>11}", flush=True)
         for kind, trouble in troubles.items():

@@ -39,7 +39,8 @@ def _first_status_after(kubectl: Kubectl, name: str, namespace: str, started: fl
 
 
 def _outage_is_survived(kubectl: Kubectl, operator: OperatorDeployment, namespace: str,
-                        outage: Callable[[], None], what: str) -> None:
+                        outage: Callable[[], list[str]], what: str) -> None:
+    """Tasks run across ``outage`` (which returns the names of tasks it created meanwhile, if any)."""
     names = [f"across-{i}" for i in range(5)]
     kubectl.apply(*[airflow_task(name, namespace, *BASH, {"bash_command": f"sleep 20; echo {name}"})
                     for name in names])
@@ -47,7 +48,7 @@ def _outage_is_survived(kubectl: Kubectl, operator: OperatorDeployment, namespac
         kubectl.wait_task(name, namespace, lambda o: o.get("status", {}).get("reason") == "Executing", timeout=180)
     pods = [pod["metadata"]["name"] for pod in operator.pods()]
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    outage()
+    names += outage()
     back = time.monotonic()
     kubectl.apply(airflow_task("after", namespace, *BASH, {"bash_command": "echo after"}))
     resumed = _first_status_after(kubectl, "after", namespace, back, timeout=60)
@@ -70,8 +71,11 @@ def test_an_api_server_killed_for_20s_loses_nothing_and_is_reported_once(
 ) -> None:
     if not hasattr(cluster, "restart") or not isinstance(operator, OperatorDeployment):
         pytest.skip("needs the local control plane (to kill its API server) and the operator's Deployment")
-    _outage_is_survived(kubectl, operator, namespace, lambda: cluster.restart("kube-apiserver", down_seconds=20),
-                        "API server killed for 20s")
+    def kill_api_server() -> list[str]:
+        cluster.restart("kube-apiserver", down_seconds=20)
+        return []
+
+    _outage_is_survived(kubectl, operator, namespace, kill_api_server, "API server killed for 20s")
 
 
 def test_the_operators_rbac_removed_for_20s_loses_nothing_and_is_reported_once(
@@ -81,10 +85,14 @@ def test_the_operators_rbac_removed_for_20s_loses_nothing_and_is_reported_once(
         pytest.skip("needs the operator's Deployment, which runs as its ServiceAccount")
     binding = kubectl("get", "clusterrolebinding", "airflowtask-operator", "-o", "json").stdout
 
-    def remove_rbac() -> None:
+    def remove_rbac() -> list[str]:
         kubectl("delete", "clusterrolebinding", "airflowtask-operator")
-        time.sleep(20)
+        time.sleep(2)
+        # work the operator sees (its watches stay open) but may not act on until the binding is back
+        kubectl.apply(airflow_task("during", namespace, *BASH, {"bash_command": "echo during"}))
+        time.sleep(18)
         kubectl("create", "-f", "-", input=_without_server_fields(binding))
+        return ["during"]
 
     _outage_is_survived(kubectl, operator, namespace, remove_rbac, "RBAC binding removed for 20s")
 
