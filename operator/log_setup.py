@@ -8,10 +8,12 @@ event (``--verbose`` brings them back), and not one line per failed request whil
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import aiohttp
 import kopf
-from airflowtask.outage import OUTAGE
+from airflowtask.outage import OUTAGE, is_transient_status
 
 KOPF_REQUESTS = "kopf's requests"
 """The outage part kopf's own API requests report under; kopf logs no success, so a failure expires."""
@@ -21,16 +23,32 @@ KOPF_RETRY_SECONDS = 1.0
 
 class QuietKopf(logging.Filter):
     """Drops kopf's per-object chatter below WARNING and its failures to post events into deleted namespaces;
-    turns its request retries into outage reports."""
+    turns its request retries, and the pauses it takes after an object's processing failed on API trouble
+    (``Throttling for ...``, with a traceback), into outage reports."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("kopf") and record.getMessage().startswith("Request attempt"):
             detail = record.getMessage().rsplit(" -> ", 1)[-1][:200]
             OUTAGE.failed(KOPF_REQUESTS, detail, expires=KOPF_RETRY_SECONDS * 3)
             return False
+        if record.name.startswith("kopf") and record.getMessage().startswith("Throttling for") and record.exc_info:
+            error = record.exc_info[1]
+            if error is not None and _is_kopf_api_trouble(error):
+                OUTAGE.failed(KOPF_REQUESTS, repr(error)[:200], expires=KOPF_RETRY_SECONDS * 3)
+                return False
         if record.getMessage().startswith("Failed to post an event") and _namespace_gone(record.getMessage()):
             return False  # an event about an object whose namespace is being deleted
         return not (record.name == "kopf.objects" and record.levelno < logging.WARNING)
+
+
+def _is_kopf_api_trouble(error: BaseException) -> bool:
+    """kopf's own API errors (its classes are not public: told by module and HTTP status) that heal by
+    themselves, and its connection failures."""
+    if isinstance(error, aiohttp.ClientConnectionError | asyncio.TimeoutError):
+        return True
+    status = getattr(error, "status", None)
+    return (type(error).__module__.startswith("kopf.") and isinstance(status, int)
+            and is_transient_status(status, str(error)))
 
 
 def _namespace_gone(message: str) -> bool:

@@ -24,9 +24,15 @@ operator's credentials or RBAC are (being) repaired."""
 
 def is_api_trouble(error: BaseException) -> bool:
     """True for errors that say the API server is unreachable, overloaded or refusing, not that a request is wrong."""
-    if isinstance(error, ApiException):  # a namespace being deleted refuses new objects (403) for good
-        return error.status in _TRANSIENT_STATUSES and "NamespaceTerminating" not in str(error.body or "")
+    if isinstance(error, ApiException):
+        return is_transient_status(error.status, str(error.body or ""))
     return isinstance(error, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+def is_transient_status(status: int, body: str) -> bool:
+    """True for an HTTP status (with its response ``body``) that heals by itself; a namespace being deleted
+    refuses new objects (403 NamespaceTerminating) for good."""
+    return status in _TRANSIENT_STATUSES and "NamespaceTerminating" not in body
 
 
 def describe(error: BaseException) -> str:

@@ -117,3 +117,24 @@ def test_a_part_without_successes_counts_as_working_once_its_failure_expired(cap
     waiting.failed("the Lease", ConnectionRefusedError())
     waiting.succeeded("the Lease")
     assert waiting.ongoing
+
+
+def _failed(message: str, error: BaseException) -> logging.LogRecord:
+    record = _record("kopf.objects", logging.ERROR, message)
+    record.exc_info = (type(error), error, None)
+    return record
+
+
+def test_kopf_pausing_an_object_after_api_trouble_counts_as_the_outage(caplog: pytest.LogCaptureFixture) -> None:
+    from kopf._cogs.clients.errors import APIForbiddenError, APINotFoundError
+
+    caplog.set_level(logging.INFO)
+    quiet = QuietKopf()
+    throttled = "Throttling for 1 seconds due to an unexpected error: APIForbiddenError(...)"
+    assert not quiet.filter(_failed(throttled, APIForbiddenError("forbidden", status=403, headers={})))
+    assert any(KOPF_REQUESTS in message for _, message in _lines(caplog))
+    assert quiet.filter(_failed(throttled, APINotFoundError("gone", status=404, headers={})))  # not an outage
+    assert quiet.filter(_failed(throttled, ValueError("a bug")))
+    terminating = APIForbiddenError("... because it is being terminated (NamespaceTerminating)", status=403, headers={})
+    assert quiet.filter(_failed(throttled, terminating))
+    OUTAGE.succeeded(KOPF_REQUESTS)
