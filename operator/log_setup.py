@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import aiohttp
 import kopf
@@ -23,8 +24,8 @@ KOPF_RETRY_SECONDS = 1.0
 
 class QuietKopf(logging.Filter):
     """Drops kopf's per-object chatter below WARNING and its failures to post events into deleted namespaces;
-    turns its request retries, and the pauses it takes after an object's processing failed on API trouble
-    (``Throttling for ...``, with a traceback), into outage reports."""
+    turns its request retries, its events lost to API trouble, and the pauses it takes after an object's
+    processing failed on API trouble (``Throttling for ...``, with a traceback), into outage reports."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("kopf") and record.getMessage().startswith("Request attempt"):
@@ -36,9 +37,21 @@ class QuietKopf(logging.Filter):
             if error is not None and _is_kopf_api_trouble(error):
                 OUTAGE.failed(KOPF_REQUESTS, repr(error)[:200], expires=KOPF_RETRY_SECONDS * 3)
                 return False
-        if record.getMessage().startswith("Failed to post an event") and _namespace_gone(record.getMessage()):
-            return False  # an event about an object whose namespace is being deleted
+        if record.getMessage().startswith("Failed to post an event"):
+            return self._event_not_posted(record.getMessage())
         return not (record.name == "kopf.objects" and record.levelno < logging.WARNING)
+
+    @staticmethod
+    def _event_not_posted(message: str) -> bool:
+        """kopf lost an event (it does not retry): say so, unless the namespace is being deleted (nobody will
+        read it) or the API is in trouble (the outage says it once; the status has it all)."""
+        if _namespace_gone(message):
+            return False
+        code = re.search(r"Code: (\d+)\.", message)
+        if code and is_transient_status(int(code.group(1)), message):
+            OUTAGE.failed(KOPF_REQUESTS, message.split(" Message: ", 1)[-1][:200], expires=KOPF_RETRY_SECONDS * 3)
+            return False
+        return True
 
 
 def _is_kopf_api_trouble(error: BaseException) -> bool:

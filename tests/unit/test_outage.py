@@ -100,7 +100,9 @@ def test_kopf_is_quiet_per_object_and_its_retries_count_as_the_outage(caplog: py
     gone = "Failed to post an event. Ignoring and continuing. Code: 404. Message: namespaces \"t-1\" not found."
     assert not quiet.filter(_record("kopf.objects", logging.WARNING, gone))
     refused = "Failed to post an event. Ignoring and continuing. Code: 403. Message: events is forbidden: User x"
-    assert quiet.filter(_record("kopf.objects", logging.WARNING, refused))
+    assert not quiet.filter(_record("kopf.objects", logging.WARNING, refused))  # the RBAC outage
+    invalid = "Failed to post an event. Ignoring and continuing. Code: 422. Message: Event is invalid: reason"
+    assert quiet.filter(_record("kopf.objects", logging.WARNING, invalid))
     assert any(KOPF_REQUESTS in message for _, message in _lines(caplog))
     OUTAGE.succeeded(KOPF_REQUESTS)
 
