@@ -46,10 +46,13 @@ def describe(error: BaseException) -> str:
 class Outage:
     """Which parts fail now, and since when; thread-safe."""
 
-    def __init__(self, aftershock_seconds: float = 10.0) -> None:
+    def __init__(self, aftershock_seconds: float = 10.0, forget_seconds: float = 30.0) -> None:
         self._lock = threading.Lock()
-        self._failing: dict[str, float | None] = {}
-        """Failing parts, each with the time its failure expires (None: until it succeeds)."""
+        self._failing: dict[str, float] = {}
+        """Failing parts, each with the time its failure expires unless it fails again or succeeds first."""
+        self._forget = forget_seconds
+        """A part that neither failed again nor succeeded for this long counts as working: nothing asked it, and
+        an outage must not stay open (silencing the next one) because one kind of request was not made again."""
         self._since: float | None = None
         self._ended: float | None = None
         self._aftershock = aftershock_seconds
@@ -62,13 +65,13 @@ class Outage:
     def failed(self, part: str, error: BaseException | str, expires: float | None = None) -> None:
         """``part`` failed: the first failure of an outage is logged (WARNING), the rest only at DEBUG.
 
-        A part whose successes are not seen (kopf's own requests) passes ``expires``: it counts as working
-        again that many seconds after its last failure.
+        A part counts as working again once it succeeds, or ``expires`` seconds after its last failure (a part
+        whose successes are not seen, kopf's own requests, passes a short one), by default ``forget_seconds``.
         """
         detail = error if isinstance(error, str) else describe(error)
         now = time.monotonic()
         with self._lock:
-            self._failing[part] = now + expires if expires is not None else None
+            self._failing[part] = now + (expires if expires is not None else self._forget)
             first = self._since is None
             if first:
                 self._since = now
@@ -86,7 +89,7 @@ class Outage:
         now = time.monotonic()
         with self._lock:
             self._failing.pop(part, None)
-            for expired in [name for name, until in self._failing.items() if until is not None and until <= now]:
+            for expired in [name for name, until in self._failing.items() if until <= now]:
                 del self._failing[expired]
             if self._failing or self._since is None:
                 return

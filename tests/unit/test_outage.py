@@ -140,3 +140,14 @@ def test_kopf_pausing_an_object_after_api_trouble_counts_as_the_outage(caplog: p
     terminating = APIForbiddenError("... because it is being terminated (NamespaceTerminating)", status=403, headers={})
     assert quiet.filter(_failed(throttled, terminating))
     OUTAGE.succeeded(KOPF_REQUESTS)
+
+
+def test_a_part_not_asked_again_is_forgotten_so_the_next_outage_is_told(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    outage = Outage(aftershock_seconds=0.0, forget_seconds=0.0)
+    outage.failed("Pod requests", ConnectionRefusedError())  # and no Pod request is made for a long while
+    outage.succeeded("the Lease")
+    assert not outage.ongoing
+    caplog.clear()
+    outage.failed("AirflowTask requests", ApiException(status=403, reason="Forbidden"))
+    assert [level for level, message in _lines(caplog) if "cannot be used" in message] == ["WARNING"]
