@@ -14,8 +14,8 @@ With --deferred M: M LocalJobOperator tasks deferred at once (jobs that run for 
 operator's RSS once all are Deferred.
 With --sensors M: M DateTimeSensorAsync tasks whose target times are spread over ``--window`` seconds,
 starting ``--lead`` seconds after their creation began (so that all are Deferred first): seconds from the
-end of creation until all are Deferred, the operator's RSS then, and, per task, the time a watch saw
-Succeeded minus its target time (p50/p99/max; DateTimeTrigger itself checks the clock once a second, so
+end of creation until all are Deferred, each task's creation -> Deferred (p50/p99/max), the operator's RSS
+then, and, per task, the time a watch saw Succeeded minus its target time (p50/p99/max; DateTimeTrigger itself checks the clock once a second, so
 up to 1 s of it is the trigger's).
 
 Uses the cluster of $KUBECONFIG when set, else a local control plane without a node (cached binaries).
@@ -307,6 +307,12 @@ def run_sensor_round(
             f"({watcher.count(watcher.reason, 'Deferred')} Deferred); operator RSS then {rss_deferred:.0f} MiB",
             flush=True,
         )
+        waits = [watcher.first_seen[(name, "Deferred")] - watcher.first_seen[(name, "")] for name in targets
+                 if (name, "Deferred") in watcher.first_seen and (name, "") in watcher.first_seen]
+        if waits:
+            print(f"sensors M={m}: each task's creation -> Deferred (as the watch saw them): p50 "
+                  f"{statistics.median(waits):.1f}s p99 {_percentile(waits, 0.99):.1f}s max {max(waits):.1f}s",
+                  flush=True)
         if not all_deferred:
             print("  the first targets came before all were Deferred: latencies below include that wait", flush=True)
         last_target = first_target + window
