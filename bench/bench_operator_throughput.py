@@ -15,8 +15,8 @@ operator's RSS once all are Deferred.
 With --sensors M: M DateTimeSensorAsync tasks whose target times are spread over ``--window`` seconds,
 starting ``--lead`` seconds after their creation began (so that all are Deferred first): seconds from the
 end of creation until all are Deferred, each task's creation -> Deferred (p50/p99/max), the operator's RSS
-then, and, per task, the time a watch saw Succeeded minus its target time (p50/p99/max; DateTimeTrigger itself checks the clock once a second, so
-up to 1 s of it is the trigger's).
+then, and, per task, the time a watch saw Succeeded minus its target time (p50/p99/max; DateTimeTrigger
+itself checks the clock once a second, so up to 1 s of it is the trigger's).
 
 Uses the cluster of $KUBECONFIG when set, else a local control plane without a node (cached binaries).
 """
