@@ -79,7 +79,7 @@ class Kube:
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except Exception as error:
-            if part and is_api_trouble(error):
+            if part and is_api_trouble(error) and not _service_account_not_yet_made(error):
                 OUTAGE.failed(part, error)
             raise
         if part:
@@ -220,6 +220,12 @@ class Kube:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _service_account_not_yet_made(error: BaseException) -> bool:
+    """A Pod refused (403) because its ServiceAccount does not exist yet: a new namespace gets ``default`` a
+    moment after it is made. Retried like API trouble, but it is no outage of the API."""
+    return isinstance(error, ApiException) and "error looking up service account" in str(error.body or "")
 
 
 def _outage_part(fn: Any) -> str | None:

@@ -59,7 +59,9 @@ def _outage_is_survived(kubectl: Kubectl, operator: OperatorDeployment, namespac
     loud = [r for r in records if r.get("severity") in ("warn", "error", "fatal")]  # kopf's JSON names
     outages = [r for r in loud if "Kubernetes API cannot be used" in r["message"]]
     assert len(outages) <= len(pods) and {r["pod"] for r in outages} <= set(pods), outages
-    assert outages, "the outage was not reported"
+    # told at WARNING; at INFO only when it began within seconds of an earlier outage's end (an aftershock)
+    told = [r for r in records if "Kubernetes API cannot be used" in r["message"]]
+    assert told, "the outage was not reported"
     assert all(len([r for r in outages if r["pod"] == pod]) <= 1 for pod in pods), outages
     assert loud == outages, {r["message"][:200] for r in loud if r not in outages}
     assert not any("Traceback" in json.dumps(r) for r in records)

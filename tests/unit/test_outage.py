@@ -151,3 +151,32 @@ def test_a_part_not_asked_again_is_forgotten_so_the_next_outage_is_told(caplog: 
     caplog.clear()
     outage.failed("AirflowTask requests", ApiException(status=403, reason="Forbidden"))
     assert [level for level, message in _lines(caplog) if "cannot be used" in message] == ["WARNING"]
+
+
+def test_a_pod_waiting_for_its_service_account_is_no_outage() -> None:
+    """A new namespace gets its ``default`` ServiceAccount a moment after it is made; a Pod created before is
+    refused (403) and retried, but the API is fine."""
+    import asyncio
+
+    import kubernetes
+    from airflowtask.kube import Kube
+
+    def create_namespaced_pod(**_: object) -> None:
+        raise ApiException(status=403, reason="Forbidden") from None
+
+    refused = ApiException(status=403, reason="Forbidden")
+    refused.body = 'pods "p" is forbidden: error looking up service account t/default: serviceaccount not found'
+
+    def create_namespaced_pod_early(**_: object) -> None:
+        raise refused
+
+    create_namespaced_pod_early.__name__ = "create_namespaced_pod"
+    kube = Kube(kubernetes.client.ApiClient(), workers=1)
+    with pytest.raises(ApiException):
+        asyncio.run(kube._call(create_namespaced_pod_early))
+    assert not OUTAGE.ongoing
+    with pytest.raises(ApiException):
+        asyncio.run(kube._call(create_namespaced_pod))
+    assert OUTAGE.ongoing
+    OUTAGE.succeeded("Pod requests")
+    kube.close()
