@@ -108,8 +108,7 @@ def main() -> None:
             plane.restart("kube-apiserver", down_seconds=args.down)
             return []
 
-        troubles = {"apiserver": kill_api_server,
-                    "rbac": remove_rbac}
+        troubles = {"apiserver": kill_api_server, "rbac": remove_rbac}
         print(f"{'trouble':<10} {'round':>5} {'first status after it s':>24} {'WARNING+ lines':>15} "
               f"{'tracebacks':>11}", flush=True)
         for kind, trouble in troubles.items():

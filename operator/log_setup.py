@@ -29,29 +29,31 @@ class QuietKopf(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("kopf") and record.getMessage().startswith("Request attempt"):
-            detail = record.getMessage().rsplit(" -> ", 1)[-1][:200]
-            OUTAGE.failed(KOPF_REQUESTS, detail, expires=KOPF_RETRY_SECONDS * 3)
-            return False
+            return _kopf_failed(record.getMessage().rsplit(" -> ", 1)[-1])
         if record.name.startswith("kopf") and record.getMessage().startswith("Throttling for") and record.exc_info:
             error = record.exc_info[1]
             if error is not None and _is_kopf_api_trouble(error):
-                OUTAGE.failed(KOPF_REQUESTS, repr(error)[:200], expires=KOPF_RETRY_SECONDS * 3)
-                return False
+                return _kopf_failed(repr(error))
         if record.getMessage().startswith("Failed to post an event"):
-            return self._event_not_posted(record.getMessage())
+            return _event_not_posted(record.getMessage())
         return not (record.name == "kopf.objects" and record.levelno < logging.WARNING)
 
-    @staticmethod
-    def _event_not_posted(message: str) -> bool:
-        """kopf lost an event (it does not retry): say so, unless the namespace is being deleted (nobody will
-        read it) or the API is in trouble (the outage says it once; the status has it all)."""
-        if _namespace_gone(message):
-            return False
-        code = re.search(r"Code: (\d+)\.", message)
-        if code and is_transient_status(int(code.group(1)), message):
-            OUTAGE.failed(KOPF_REQUESTS, message.split(" Message: ", 1)[-1][:200], expires=KOPF_RETRY_SECONDS * 3)
-            return False
-        return True
+
+def _kopf_failed(detail: str) -> bool:
+    """Report one of kopf's failed requests to the outage record (it expires: kopf logs no success); drop the line."""
+    OUTAGE.failed(KOPF_REQUESTS, detail[:200], expires=KOPF_RETRY_SECONDS * 3)
+    return False
+
+
+def _event_not_posted(message: str) -> bool:
+    """kopf lost an event (it does not retry): say so, unless the namespace is being deleted (nobody will read it)
+    or the API is in trouble (the outage says it once; the status has it all)."""
+    if _namespace_gone(message):
+        return False
+    code = re.search(r"Code: (\d+)\.", message)
+    if code and is_transient_status(int(code.group(1)), message):
+        return _kopf_failed(message.split(" Message: ", 1)[-1])
+    return True
 
 
 def _is_kopf_api_trouble(error: BaseException) -> bool:
