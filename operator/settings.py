@@ -57,6 +57,13 @@ class Settings:
     lease_name: str = "airflowtask-operator"
     lease_timing: Timing = field(default_factory=Timing)
     """Lease duration, renew deadline and retry period, in seconds."""
+    pod_security_level: str = "restricted"
+    """The Pod Security Standard every task Pod must meet: ``restricted`` (the default) or ``baseline``. Only the
+    operator's Deployment sets it; no task or namespace can lower it."""
+    service_account_grace_seconds: float = 10.0
+    """How long a task waits for its ServiceAccount to exist before it fails ``ServiceAccountNotFound``."""
+    triggerer_socket: str | None = None
+    """The Unix socket of the triggerer container; unset: the operator starts a local triggerer process."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,6 +81,11 @@ class Settings:
             lease_namespace=(os.environ.get("AIRFLOWTASK_LEASE_NAMESPACE") or os.environ.get("POD_NAMESPACE")
                              or cls.lease_namespace),
             lease_name=os.environ.get("AIRFLOWTASK_LEASE_NAME") or cls.lease_name,
+            pod_security_level=_pod_security_level(os.environ.get("AIRFLOWTASK_POD_SECURITY_LEVEL", "").strip()
+                                                   or cls.pod_security_level),
+            service_account_grace_seconds=_float("AIRFLOWTASK_SERVICE_ACCOUNT_GRACE_SECONDS",
+                                                 cls.service_account_grace_seconds),
+            triggerer_socket=os.environ.get("AIRFLOWTASK_TRIGGERER_SOCKET") or None,
             lease_timing=Timing(
                 lease_duration=_float("AIRFLOWTASK_LEASE_DURATION_SECONDS", Timing.lease_duration),
                 renew_deadline=_float("AIRFLOWTASK_LEASE_RENEW_DEADLINE_SECONDS", Timing.renew_deadline),
@@ -85,4 +97,10 @@ class Settings:
 def _execution(value: str) -> str:
     if value not in ("pods", "in-process"):
         raise ValueError(f"AIRFLOWTASK_EXECUTION={value!r}: expected 'pods' or 'in-process'")
+    return value
+
+
+def _pod_security_level(value: str) -> str:
+    if value not in ("restricted", "baseline"):
+        raise ValueError(f"AIRFLOWTASK_POD_SECURITY_LEVEL={value!r}: expected 'restricted' or 'baseline'")
     return value
