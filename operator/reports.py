@@ -40,6 +40,8 @@ MAX_DEPTH = 32
 JOB_ID_LIMIT = 512
 CLASSPATH_LIMIT = 512
 METHOD_LIMIT = 128
+PATH_LIMIT = 200
+"""Characters of a value's path shown in a message; a longer one ends with "..."."""
 
 NOT_TRIGGER_PACKAGES = frozenset({"operators", "sensors", "hooks"})
 """Module path parts under which Airflow keeps operators, sensors and hooks, never triggers."""
@@ -175,12 +177,13 @@ def check_data(value: Any, where: str) -> None:
     while stack:
         item, path = stack.pop()
         if isinstance(item, dict):
-            if "__type" in item:
-                stack.extend(_typed_parts(item, path))
-            else:
-                stack.extend((v, _child(path, k)) for k, v in item.items())
+            if not all(isinstance(key, str) for key in item):
+                bad = next(key for key in item if not isinstance(key, str))
+                raise InvalidReport(f"{path}: object keys must be strings, got {_show(bad)}")
+            parts = _typed_parts(item, path) if "__type" in item else [(v, _child(path, k)) for k, v in item.items()]
+            stack.extend(reversed(parts))  # the first problem in document order is the one named
         elif isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+            stack.extend(reversed([(v, _child(path, i)) for i, v in enumerate(item)]))
         elif item is not None and not isinstance(item, str | int | float):  # bool is an int
             raise InvalidReport(f"{path}: a {type(item).__name__} is not JSON")
         elif isinstance(item, float) and not _is_number(item):
@@ -377,7 +380,7 @@ def _typed_parts(item: dict[str, Any], path: str) -> list[tuple[Any, str]]:
     if kind in ("tuple", "set"):
         if not isinstance(var, list):
             raise InvalidReport(f"{path}: a {kind} is a list, got {_show(var)}")
-        return [(v, f"{path}[{i}]") for i, v in enumerate(var)]
+        return [(v, _child(path, i)) for i, v in enumerate(var)]
     if kind == "dict":
         if not isinstance(var, dict):
             raise InvalidReport(f"{path}: a dict is an object, got {_show(var)}")
@@ -459,6 +462,10 @@ def _exact_keys(document: dict[str, Any], keys: tuple[str, ...], where: str) -> 
 
 
 def _child(path: str, key: Any) -> str:
+    if len(path) > PATH_LIMIT:  # a deep path is named by its start
+        return path if path.endswith("...") else f"{path}..."
+    if isinstance(key, int):
+        return f"{path}[{key}]"
     if isinstance(key, str) and _SHOWN_KEY.fullmatch(key):
         return f"{path}.{key}"
     return f"{path}[{_show(key)}]"
