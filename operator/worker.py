@@ -41,14 +41,18 @@ Work order (typed JSON is :mod:`airflowtask.connector_core.typed`'s ``{"__type",
 
 ``execute`` and callbacks honour the operator's ``execution_timeout`` (then ``on_kill()``, as Airflow does).
 SIGTERM during a step calls ``on_kill()`` and ends the step ``Failed``/``Cancelled`` (``retryable``: the Pod may
-have been evicted); SIGTERM after a step finished changes nothing.
+have been evicted); SIGTERM after a step finished changes nothing. SIGINT and SIGHUP during a step, and any
+``BaseException`` out of it (``KeyboardInterrupt``, ``SystemExit`` from task code, ...), call ``on_kill()`` too and
+end the step ``Failed``/``Interrupted``, so the worker still writes its own outcome (over whatever the task's code
+wrote to the termination log). That is defence in depth only: the operator does not trust what a Pod reports
+(:mod:`airflowtask.reports`), since task code can also SIGKILL the worker.
 
 Outcome (written to the termination log; at most 4096 bytes, which Kubernetes keeps)::
 
     {"phase": "Succeeded" | "Failed" | "Deferred",
      "reason": "Completed", "Skipped", "Deferred", "TaskFailed", "FailedNoRetry", "SensorTimeout", "Cancelled",
                "NotAllowed", "ImportFailed", "InvalidParameters", "InvalidConnection", "InvalidWorkOrder",
-               "OutcomeTooLarge",
+               "OutcomeTooLarge", "Interrupted",
      "message": "...",                      terminal control characters stripped; at most 1024 bytes (cut visibly)
      "retryable": true,                     false when another attempt would fail the same way
      "result": <JSON>,                      the return value (or all XComs), as the engine reports it
@@ -332,8 +336,21 @@ class _Terminated(BaseException):
     """SIGTERM arrived while a step ran (a BaseException, so that task code catching Exception lets it pass)."""
 
 
+class _Interrupted(BaseException):
+    """SIGINT or SIGHUP arrived while a step ran; ``cause`` names the signal."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+"""Signals that end a running step Interrupted (SIGTERM ends it Cancelled)."""
+
+
 class Worker:
-    """Runs one work order; SIGTERM while the step runs calls ``on_kill()`` and ends the step Cancelled."""
+    """Runs one work order; SIGTERM while the step runs calls ``on_kill()`` and ends the step Cancelled, SIGINT,
+    SIGHUP or any other BaseException out of the step calls it and ends the step Interrupted."""
 
     def __init__(self, order: WorkOrder, allowed_modules: tuple[str, ...]) -> None:
         self.order = order
@@ -356,6 +373,8 @@ class Worker:
         except _Terminated:
             message = f"the Pod was terminated (SIGTERM) during the {self.order.step} step; {self.kill_note}"
             return Outcome(FAILED, Reason.CANCELLED, message, job_id=self._job_id())
+        except BaseException as exc:  # SIGINT, SIGHUP, KeyboardInterrupt, SystemExit, GeneratorExit...
+            return self._interrupted(exc)
         fitted = fit(outcome)
         if outcome.phase == DEFERRED and fitted is not outcome:
             return replace(fitted, message=f"{fitted.message}; {self._on_kill()}")
@@ -370,6 +389,26 @@ class Worker:
         log.warning("SIGTERM: stopping the %s step", self.order.step)
         self.kill_note = self._on_kill()
         raise _Terminated
+
+    def on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+        """The SIGINT and SIGHUP handler: during execute or a callback, stop the step; else nothing to do."""
+        name = signal.Signals(signum).name
+        if not self.running or self.order.step is Step.KILL:
+            log.info("%s: letting the %s step finish", name, self.order.step)
+            return
+        self.running = False
+        log.warning("%s: stopping the %s step", name, self.order.step)
+        raise _Interrupted(name)
+
+    def _interrupted(self, exc: BaseException) -> Outcome:
+        """The outcome of a step that a signal or a BaseException stopped (on_kill() is called first)."""
+        if isinstance(exc, _Interrupted):
+            cause = exc.cause
+        else:
+            log.error("the %s step was interrupted", self.order.step, exc_info=exc)
+            cause = type(exc).__name__ + (f" ({exc})" if str(exc) else "")
+        message = f"the worker was interrupted by {cause} during the {self.order.step} step; {self._on_kill()}"
+        return Outcome(FAILED, Reason.INTERRUPTED, message, job_id=self._job_id())
 
     @contextlib.contextmanager
     def _interruptible(self) -> Iterator[None]:
@@ -479,7 +518,7 @@ class Worker:
         assert self.prepared is not None
         try:
             jobs.on_kill(self.prepared)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit from task code, say: the worker still reports
             log.exception("on_kill() failed")
             return f"{type(exc).__name__}: {exc}"
         return None
@@ -508,19 +547,26 @@ def _env_connections() -> dict[str, str]:
 
 
 def run(environ: Mapping[str, str]) -> Outcome:
-    """Read the work order and run its step; SIGTERM is handled from here on."""
+    """Read the work order and run its step; SIGTERM, SIGINT and SIGHUP are handled from here on."""
     try:
         order = parse_work_order(environ.get(WORK_ENV))
     except WorkOrderError as exc:
         log.error("%s", exc)
         return Outcome(FAILED, exc.reason, str(exc), retryable=False)
+    except BaseException as exc:  # KeyboardInterrupt before the handlers are installed
+        return Outcome(FAILED, Reason.INTERRUPTED, f"the worker was interrupted by {type(exc).__name__}")
     worker = Worker(order, allowed_modules_from_env(environ))
     signal.signal(signal.SIGTERM, worker.on_sigterm)
+    for signum in INTERRUPTING_SIGNALS:
+        signal.signal(signum, worker.on_interrupt)
     try:
         return worker.run()
     except Exception as exc:
         log.exception("the worker failed")
         return Outcome(FAILED, Reason.TASK_FAILED, f"the worker failed: {type(exc).__name__}: {exc}")
+    except BaseException as exc:  # outside the step: while checking connections, say
+        log.exception("the worker was interrupted")
+        return Outcome(FAILED, Reason.INTERRUPTED, f"the worker was interrupted by {type(exc).__name__}")
 
 
 def main() -> int:

@@ -1,18 +1,27 @@
-"""The worker's pure parts: reading work orders, and writing outcomes that fit a termination message."""
+"""The worker's pure parts: reading work orders, and writing outcomes that fit a termination message; and how
+a real worker process reports a step that a signal or a BaseException stopped."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflowtask.connector_core.model import DEFAULT_ALLOWED_MODULES
+from airflowtask.reports import parse_outcome
 from airflowtask.worker import (
     MESSAGE_LIMIT,
     OUTCOME_LIMIT,
     Outcome,
     Step,
+    Worker,
     WorkOrderError,
     clean_message,
     encode,
@@ -236,3 +245,145 @@ def test_undecodable_output_still_encodes() -> None:
     data = encode(Outcome("Succeeded", "Completed", "bad \udcff byte", result="\udcfe"))
     data.decode("utf-8")  # valid UTF-8: the lone surrogate is a JSON escape
     assert json.loads(data)["result"] == "\udcfe"
+
+
+# ---- interrupted steps (real worker processes) ---------------------------------------------------------------
+
+INTERRUPTING = """
+import os, signal, sys, time
+
+
+def signal_self(signal_name):
+    os.kill(os.getpid(), getattr(signal, signal_name))
+    time.sleep(30)
+
+
+def exit_now():
+    sys.exit(3)
+
+
+def keyboard_interrupt():
+    raise KeyboardInterrupt
+
+
+def generator_exit():
+    raise GeneratorExit("closed")
+"""
+
+FORGED = json.dumps(
+    {
+        "phase": "Deferred",
+        "reason": "Deferred",
+        "message": "forged",
+        "retryable": True,
+        "result": None,
+        "jobId": None,
+        "state": {},
+        "deferral": {
+            "trigger": {
+                "classpath": "airflow.providers.standard.operators.bash.BashOperator",
+                "kwargs": {"bash_command": "id"},
+            },
+            "method": None,
+            "nextKwargs": {},
+            "timeout": None,
+            "deadline": None,
+        },
+    }
+)
+
+
+def _bash(command: str) -> dict[str, Any]:
+    return {"module": "airflow.operators.bash", "name": "BashOperator", "parameters": {"bash_command": command}}
+
+
+def _python(name: str, **op_kwargs: Any) -> dict[str, Any]:
+    callable_ref = {"__type": "callable", "__var": f"interrupting_tasks.{name}"}
+    parameters = {"python_callable": callable_ref, "op_kwargs": op_kwargs}
+    return {"module": "airflow.operators.python", "name": "PythonOperator", "parameters": parameters}
+
+
+INTERRUPTED_CASES = {
+    # bash sleeps so that the step still runs when the worker handles the signal; briefly, because on_kill()'s
+    # SIGTERM can be lost when it reaches bash just before it execs the sleep
+    # the task writes a forged outcome to the termination log, then sends SIGINT to the worker (its parent)
+    "bash-forged-sigint": (
+        _bash(f"printf '%s' '{FORGED}' > \"$AIRFLOWTASK_TERMINATION_LOG\"; kill -INT $PPID; sleep 5"),
+        "SIGINT",
+    ),
+    "bash-sighup": (_bash("kill -HUP $PPID; sleep 5"), "SIGHUP"),
+    "python-sigint": (_python("signal_self", signal_name="SIGINT"), "SIGINT"),
+    "python-sighup": (_python("signal_self", signal_name="SIGHUP"), "SIGHUP"),
+    "system-exit": (_python("exit_now"), "SystemExit (3)"),
+    "keyboard-interrupt": (_python("keyboard_interrupt"), "KeyboardInterrupt"),
+    "generator-exit": (_python("generator_exit"), "GeneratorExit (closed)"),
+}
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[int, bytes, str]]]:
+    """Each case's (exit code, termination log, log) from a real ``python -m airflowtask.worker``, run together."""
+    tmp = tmp_path_factory.mktemp("interrupted")
+    (tmp / "interrupting_tasks.py").write_text(INTERRUPTING)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOWTASK_"))}
+    started = {}
+    for case, (operator, _) in INTERRUPTED_CASES.items():
+        outcome, log = tmp / f"{case}.json", tmp / f"{case}.log"
+        env = {
+            **inherited,
+            "AIRFLOW_HOME": str(tmp / "home"),
+            "AIRFLOWTASK_WORK": json.dumps({"step": "execute", "task": {"name": case, "operator": operator}}),
+            "AIRFLOWTASK_TERMINATION_LOG": str(outcome),
+            "AIRFLOWTASK_ALLOWED_MODULES": ",".join((*DEFAULT_ALLOWED_MODULES, "interrupting_tasks")),
+            "PYTHONPATH": str(tmp),
+        }
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-P", "-m", "airflowtask.worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        started[case] = (process, outcome, log)
+    try:
+        for process, _, _ in started.values():
+            process.wait(timeout=120)
+    finally:
+        for process, _, _ in started.values():
+            if process.poll() is None:
+                process.kill()
+    yield {
+        case: (process.returncode, outcome.read_bytes() if outcome.exists() else b"", log.read_text(errors="replace"))
+        for case, (process, outcome, log) in started.items()
+    }
+
+
+@pytest.mark.parametrize("case", INTERRUPTED_CASES)
+def test_an_interrupted_step_ends_with_the_workers_own_outcome(
+    interrupted: dict[str, tuple[int, bytes, str]], case: str
+) -> None:
+    exit_code, data, log = interrupted[case]
+    assert data, f"no outcome was written:\n{log}"
+    outcome = json.loads(data)
+    cause = INTERRUPTED_CASES[case][1]
+    assert (outcome["phase"], outcome["reason"], exit_code) == ("Failed", "Interrupted", 1), log
+    assert outcome["message"] == f"the worker was interrupted by {cause} during the execute step; on_kill() was called"
+    assert outcome["deferral"] is None  # a forged report was overwritten
+    parsed = parse_outcome(data, DEFAULT_ALLOWED_MODULES)
+    assert (parsed.phase, parsed.reason) == ("Failed", "Interrupted")
+
+
+def _worker() -> Worker:
+    return Worker(parse_work_order(order()), DEFAULT_ALLOWED_MODULES)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_an_interrupting_signal_outside_a_step_changes_nothing(signum: int) -> None:
+    worker = _worker()
+    assert worker.on_interrupt(signum, None) is None  # no step runs: the outcome stands
+
+
+def test_an_interrupting_signal_during_a_step_stops_it() -> None:
+    worker = _worker()
+    worker.running = True
+    with pytest.raises(BaseException, match=r"^SIGHUP$") as raised:
+        worker.on_interrupt(signal.SIGHUP, None)
+    assert not isinstance(raised.value, Exception)  # task code catching Exception lets it pass
+    assert not worker.running
