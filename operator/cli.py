@@ -147,7 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     local.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the manifests")
     local.add_argument("--local-process", action="store_true",
                        help="run the operator as a local process (control plane only) instead of from manifests/")
+    triggerer = commands.add_parser("triggerer", help="run deferred tasks' triggers, served on a Unix socket")
+    triggerer.add_argument("--socket", required=True, help="the Unix socket the controller connects to")
     args = parser.parse_args(argv)
+    if args.command == "triggerer":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from airflowtask.trigger_host import serve  # imports Airflow
+
+        serve(args.socket)
+        return 0
     if args.command == "run":
         if args.log_format == "json":  # before Airflow is first imported
             os.environ.setdefault("AIRFLOW__LOGGING__JSON_LOGS", "True")

@@ -25,8 +25,8 @@ class Meta(Protocol):
 class Executor(Protocol):
     """The operations the reconciler calls; every one returns quickly (the work itself runs elsewhere)."""
 
-    def decode(self, text: str) -> Meta:
-        """Read ``status.resourceMeta`` (ValueError when it cannot be read)."""
+    def decode(self, text: str, task: AirflowTaskResource) -> Meta:
+        """Read ``task``'s ``status.resourceMeta`` (ValueError when it cannot be read or is not to be trusted)."""
 
     async def create(self, task: AirflowTaskResource, attempt: int, run: RunInfo) -> tuple[Meta, TaskState]:
         """Start an attempt; the state right after starting it."""
@@ -71,7 +71,7 @@ class InProcessExecutor:
         self.engine = engine
         self.log_tail_lines = log_tail_lines
 
-    def decode(self, text: str) -> AirflowMetadata:
+    def decode(self, text: str, task: AirflowTaskResource) -> AirflowMetadata:
         return AirflowMetadata.decode(text.encode())
 
     async def create(self, task: AirflowTaskResource, attempt: int, run: RunInfo) -> tuple[Meta, TaskState]:

@@ -17,7 +17,6 @@ from typing import Any
 
 import kopf
 from airflowtask import metrics
-from airflowtask.connector_core import Engine
 from airflowtask.executors import Executor, InProcessExecutor
 from airflowtask.kube import Kube, NotLeading, load_client_config
 from airflowtask.log_setup import KOPF_RETRY_SECONDS
@@ -26,7 +25,9 @@ from airflowtask.pod_executor import PodExecutor
 from airflowtask.reconcile import Reconciler, TaskMemory
 from airflowtask.resource import FINISHED_PHASES, AirflowTaskResource
 from airflowtask.settings import FINALIZER, GROUP, PLURAL, VERSION, Settings
+from airflowtask.signing import load_signer
 from airflowtask.status import Event
+from airflowtask.trigger_client import TriggerClient
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 
@@ -51,22 +52,36 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     config = Settings.from_env()
     pool = config.api_workers + max(len(config.namespaces), 1)  # the workers' requests and the Pod watches
     kube = Kube(load_client_config(pool), workers=config.api_workers, may_write=memo.get("may_act", lambda: True))
-    engine = Engine(config.engine)
-    memo.reconciler = Reconciler(await _executor(config, kube, engine), kube, config)
-    metrics.bind_engine(lambda: engine.running_triggers, engine.pool_in_use)
+    memo.reconciler = Reconciler(await _executor(config, kube), kube, config)
 
 
-async def _executor(config: Settings, kube: Kube, engine: Engine) -> Executor:
+async def _executor(config: Settings, kube: Kube) -> Executor:
     """Task Pods (the default), or the engine in this process (AIRFLOWTASK_EXECUTION=in-process)."""
     if config.execution == "in-process":
+        from airflowtask.connector_core import Engine  # Airflow is imported only where Airflow code runs here
+
+        engine = Engine(config.engine)
+        metrics.bind_engine(lambda: engine.running_triggers, engine.pool_in_use)
         return InProcessExecutor(engine, config.log_tail_lines)
     image = config.task_image or await kube.own_image()
     if not image:
         raise kopf.PermanentError("task Pods need an image: set AIRFLOWTASK_TASK_IMAGE (outside a Pod the "
                                   "operator cannot use its own image)")
-    executor = PodExecutor(kube, engine, config, image)
+    signer = await load_signer(kube, config.engine.signing_key, config.lease_namespace)
+    triggers = TriggerClient(config.triggerer_socket, config.engine.allowed_modules, _blocked_trigger)
+    await triggers.start()
+    executor = PodExecutor(kube, triggers, config, image, signer)
     executor.start()
+    metrics.bind_engine(triggers.running, lambda: 0)
     return executor
+
+
+def _blocked_trigger(namespace: str, task: str, seconds: float) -> None:
+    """The triggerer says a trigger holds its namespace's event loop: told once per trigger."""
+    logging.getLogger(__name__).warning(
+        "the trigger of AirflowTask %s blocked the triggerer's event loop of namespace %s for %.1fs; other triggers "
+        "of that namespace wait while it does", task, namespace, seconds)
+    metrics.count_blocked_loop(namespace)
 
 
 @kopf.on.cleanup()

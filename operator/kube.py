@@ -79,7 +79,7 @@ class Kube:
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except Exception as error:
-            if part and is_api_trouble(error) and not _service_account_not_yet_made(error):
+            if part and is_api_trouble(error) and not service_account_missing(error):
                 OUTAGE.failed(part, error)
             raise
         if part:
@@ -122,6 +122,20 @@ class Kube:
         if key not in data:
             raise SecretError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
+
+    async def ensure_secret_key(self, namespace: str, name: str, key: str, value: str) -> str:
+        """The value of one key of a Secret; the Secret is created with ``value`` when it does not exist (a
+        concurrent creator wins: its value is read back)."""
+        try:
+            return await self.read_secret_key(namespace, name, key)
+        except SecretError:
+            body = {"metadata": {"name": name, "namespace": namespace}, "type": "Opaque", "stringData": {key: value}}
+            try:
+                await self._call(self._core.create_namespaced_secret, namespace, body, write=True)
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+            return await self.read_secret_key(namespace, name, key)
 
     async def own_image(self) -> str | None:
         """The image of this process's own Pod (POD_NAME, POD_NAMESPACE from the downward API), if in one."""
@@ -222,9 +236,9 @@ class Kube:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _service_account_not_yet_made(error: BaseException) -> bool:
-    """A Pod refused (403) because its ServiceAccount does not exist yet: a new namespace gets ``default`` a
-    moment after it is made. Retried like API trouble, but it is no outage of the API."""
+def service_account_missing(error: BaseException) -> bool:
+    """A Pod refused (403) because its ServiceAccount does not exist (yet: a new namespace gets ``default`` a
+    moment after it is made). Retried like API trouble for a short grace, but it is no outage of the API."""
     return isinstance(error, ApiException) and "error looking up service account" in str(error.body or "")
 
 

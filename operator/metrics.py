@@ -115,7 +115,13 @@ class Metrics:
         )
         self._triggers = Gauge(
             f"{PREFIX}_triggers_running",
-            "Deferred tasks whose Airflow trigger is running in the operator.",
+            "Deferred tasks whose Airflow trigger is running (in the operator or its triggerer).",
+            registry=self.registry,
+        )
+        self._blocked = Counter(
+            f"{PREFIX}_trigger_loop_blocked",
+            "Triggers that held their namespace's triggerer loop longer than the threshold, by namespace.",
+            ["namespace"],
             registry=self.registry,
         )
         self._pool = Gauge(
@@ -161,6 +167,10 @@ class Metrics:
         """One more task ended Failed with ``reason`` (a CamelCase word, e.g. ``DeadlineExceeded``)."""
         self._failures.labels(reason=reason or "Unknown").inc()
 
+    def count_blocked_loop(self, namespace: str) -> None:
+        """One more trigger that blocked its triggerer's event loop."""
+        self._blocked.labels(namespace=namespace).inc()
+
     def bind_engine(self, running_triggers: Callable[[], int], pool_in_use: Callable[[], int]) -> None:
         """Read the two engine gauges from these callables at every scrape (NaN if one raises)."""
         self._triggers.set_function(_safe(running_triggers))
@@ -183,4 +193,5 @@ forget = METRICS.forget
 connector_call = METRICS.connector_call
 count_failure = METRICS.count_failure
 bind_engine = METRICS.bind_engine
+count_blocked_loop = METRICS.count_blocked_loop
 serve = METRICS.serve

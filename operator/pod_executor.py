@@ -1,11 +1,11 @@
-"""Task work in Pods, the operator as controller and triggerer (DESIGN.md, "Where the work runs").
+"""Task work in Pods: the controller follows them, the triggerer container runs deferrals (DESIGN.md).
 
 Each step of an attempt is a Pod in the task's namespace, under the task's ServiceAccount, running
 ``python -m airflowtask.worker`` (see :mod:`airflowtask.worker` for the work order and the outcome it
 leaves in its termination message)::
 
     execute Pod --outcome--> Succeeded / Failed
-         '--Deferred--> the trigger runs here (the engine, allowlisted) --event--> callback Pod --> ...
+         '--Deferred--> the trigger runs in the triggerer (no credentials) --event--> callback Pod --> ...
     cancel: delete the step's Pod (SIGTERM -> on_kill); deferred: a kill Pod restores the state, calls on_kill
 
 Pods are named after (task, attempt, step) and owned by their AirflowTask: a restarted operator finds and
@@ -23,11 +23,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflowtask.connector_core import AirflowMetadata, AirflowObj, Engine, Phase, Reason, RunInfo, TaskState
-from airflowtask.kube import Kube
-from airflowtask.pods import MANAGED_BY_SELECTOR, PodOutcome, build_pod, pod_name, pod_outcome
+from airflowtask.connector_core.model import Phase, Reason, RunInfo, TaskState
+from airflowtask.kube import Kube, service_account_missing
+from airflowtask.pod_security import check_pod
+from airflowtask.pods import INVALID_OUTCOME, MANAGED_BY_SELECTOR, PodOutcome, build_pod, pod_name, pod_outcome
 from airflowtask.resource import AirflowTaskResource, format_time
 from airflowtask.settings import Settings
+from airflowtask.signing import RecordSigner
+from airflowtask.trigger_client import TriggerClient
 
 log = logging.getLogger(__name__)
 
@@ -38,51 +41,77 @@ _KIND = "pods"
 
 @dataclass
 class PodMeta:
-    """``status.resourceMeta`` of a task whose work runs in Pods: where the attempt stands."""
+    """``status.resourceMeta`` of a task whose work runs in Pods: where the attempt stands.
 
+    Written as ``{"version": 2, "kind": "pods", "record": {...}, "signature": "<hex>"}``: the record signed for
+    the task's uid (:mod:`airflowtask.signing`); a record whose signature does not match is never acted on.
+    """
+
+    uid: str
     namespace: str
     attempt: int
+    signer: RecordSigner = field(repr=False, compare=False)
     step: str = "execute"
-    """``execute``, ``deferred`` (the trigger runs in the operator) or ``callback-<n>``."""
+    """``execute``, ``deferred`` (the trigger runs in the triggerer) or ``callback-<n>``."""
     pod: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
     deferral: dict[str, Any] | None = None
     trigger: str | None = None
-    """The key the deferral's trigger runs under in the operator's engine (it runs again after a restart)."""
+    """The key the deferral's trigger runs under in the triggerer (it runs again after a restart)."""
     job_id: str | None = None
     callbacks: int = 0
     outcome: dict[str, Any] | None = None
 
+    def record(self) -> dict[str, Any]:
+        return {name: value for name, value in asdict(self).items() if name not in ("uid", "signer")}
+
     def encode(self) -> bytes:
-        return json.dumps({"version": 1, "kind": _KIND, **asdict(self)}, separators=(",", ":")).encode()
+        record = self.record()
+        signature = self.signer.sign(self.uid, _canonical(record))
+        return json.dumps({"version": 2, "kind": _KIND, "record": record, "signature": signature},
+                          separators=(",", ":")).encode()
 
     @classmethod
-    def decode(cls, data: bytes) -> PodMeta:
+    def decode(cls, data: bytes, signer: RecordSigner, uid: str) -> PodMeta:
         try:
             raw = json.loads(data)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise ValueError(f"not JSON: {error}") from None
-        if not isinstance(raw, dict) or raw.pop("kind", None) != _KIND or raw.pop("version", None) != 1:
-            raise ValueError("not the metadata of a task run in Pods (kind 'pods', version 1)")
+        if not isinstance(raw, dict) or raw.get("kind") != _KIND or raw.get("version") != 2:
+            raise ValueError("not the metadata of a task run in Pods (kind 'pods', version 2)")
+        record, signature = raw.get("record"), raw.get("signature")
+        if set(raw) != {"kind", "version", "record", "signature"} or not isinstance(record, dict) \
+                or not isinstance(signature, str):
+            raise ValueError("not the metadata of a task run in Pods (record and signature expected)")
+        if not signer.verify(uid, _canonical(record), signature):
+            raise ValueError("its signature does not match: it was not written by this operator for this task; "
+                             "nothing in it was acted on")
         try:
-            return cls(**raw)
+            return cls(uid=uid, signer=signer, **record)
         except TypeError as error:
             raise ValueError(f"unexpected fields: {error}") from None
 
 
+def _canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
 class PodExecutor:
-    """Creates and follows task Pods; runs deferrals' triggers in the operator's engine."""
+    """Creates and follows task Pods; hands deferrals' triggers to the triggerer."""
 
     needs_connections = False
     idempotent_create = True  # Pods are named after (task, attempt, step): a second create adopts the first
 
-    def __init__(self, kube: Kube, engine: Engine, settings: Settings, image: str) -> None:
-        self.kube, self.engine, self.settings, self.image = kube, engine, settings, image
+    def __init__(self, kube: Kube, triggers: TriggerClient, settings: Settings, image: str,
+                 signer: RecordSigner) -> None:
+        self.kube, self.triggers, self.settings, self.image, self.signer = kube, triggers, settings, image, signer
         self._pods: dict[tuple[str, str], dict[str, Any]] = {}
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
         self._logs: dict[tuple[str, str], list[str]] = {}
-        self._triggers: dict[str, AirflowMetadata] = {}
-        self._trigger_runs: dict[str, RunInfo] = {}
+        self._launched: set[str] = set()
+        """Keys of the triggers handed to the triggerer by this process."""
+        self._missing_accounts: dict[str, float] = {}
+        """Steps whose Pod was refused for want of its ServiceAccount: since when (loop time)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_watch: Any = None
 
@@ -94,7 +123,7 @@ class PodExecutor:
     async def close(self) -> None:
         if self._stop_watch is not None:
             self._stop_watch.set()
-        await self.engine.close()
+        await self.triggers.close()
 
     def _on_pod_event(self, kind: str, pod: dict[str, Any]) -> None:
         """From the watch thread: remember the Pod's latest state and wake whoever waits on it."""
@@ -112,11 +141,11 @@ class PodExecutor:
 
     # ---- the Executor interface ----------------------------------------------------------------------------
 
-    def decode(self, text: str) -> PodMeta:
-        return PodMeta.decode(text.encode())
+    def decode(self, text: str, task: AirflowTaskResource) -> PodMeta:
+        return PodMeta.decode(text.encode(), self.signer, task.uid)
 
     async def create(self, task: AirflowTaskResource, attempt: int, run: RunInfo) -> tuple[PodMeta, TaskState]:
-        meta = PodMeta(namespace=task.namespace, attempt=attempt)
+        meta = PodMeta(uid=task.uid, namespace=task.namespace, attempt=attempt, signer=self.signer)
         return meta, await self._start_step(task, meta, "execute", {})
 
     async def get(self, task: AirflowTaskResource, meta: Any, run: RunInfo) -> TaskState:
@@ -124,15 +153,15 @@ class PodExecutor:
         if meta.outcome is not None:
             return _final(meta)
         if meta.step == "deferred":
-            return await self._follow_trigger(task, meta, run)
+            return await self._follow_trigger(task, meta)
         return await self._follow_pod(task, meta)
 
     async def wait(self, meta: Any, timeout: float) -> None:
         assert isinstance(meta, PodMeta)
         if meta.outcome is not None:
             return
-        if meta.step == "deferred" and (trigger := self._triggers.get(meta.trigger or "")) is not None:
-            await self.engine.wait(trigger, timeout=timeout)
+        if meta.step == "deferred" and meta.trigger in self._launched:
+            await self.triggers.wait(meta.trigger or "", timeout)
             return
         event = self._changed.get(self._key_of(meta))
         if event is None:
@@ -149,8 +178,8 @@ class PodExecutor:
             if meta.pod:
                 await self.kube.delete_pod(task.namespace, meta.pod)  # SIGTERM: the worker calls on_kill
             return
-        if (trigger := self._triggers.get(meta.trigger or "")) is not None:
-            await self.engine.delete(trigger)
+        if meta.trigger:
+            await self.triggers.cancel(meta.trigger)
             self._drop_trigger(meta)
         await self._kill(task, meta)
 
@@ -207,7 +236,20 @@ class PodExecutor:
         allowed = ",".join(self.settings.engine.allowed_modules)
         manifest = build_pod(task, step=step, attempt=meta.attempt, work=work, image=task.image or self.image,
                              allowed_modules=allowed)
-        created = await self.kube.create_pod(task.namespace, manifest)
+        if violations := check_pod(manifest, self.settings.pod_security_level):
+            return self._fail(meta, "PodSecurity", "; ".join(str(violation) for violation in violations),
+                              retryable=False)
+        try:
+            created = await self.kube.create_pod(task.namespace, manifest)
+        except Exception as error:
+            if not service_account_missing(error) or self._waiting_for_service_account(meta):
+                raise  # retried in a second (kopf), told to the outage record unless the ServiceAccount is missing
+            account = task.service_account_name or "default"
+            return self._fail(meta, "ServiceAccountNotFound",
+                              f"ServiceAccount {task.namespace}/{account} does not exist (waited "
+                              f"{self.settings.service_account_grace_seconds:.0f}s); create it, or set "
+                              "spec.serviceAccountName to one that exists", retryable=False)
+        self._missing_accounts.pop(meta.pod, None)
         if created is None:
             existing = await self.kube.read_pod(task.namespace, meta.pod)
             if existing is not None and not _owned_by(existing, task.uid):
@@ -216,6 +258,15 @@ class PodExecutor:
             log.info("adopted Pod %s/%s", task.namespace, meta.pod)
         return TaskState(Phase.RUNNING, Reason.EXECUTING, f"Pod {meta.pod} runs {_what(step)}", job_id=meta.job_id,
                          meta=None)
+
+    def _waiting_for_service_account(self, meta: PodMeta) -> bool:
+        """True while the step's ServiceAccount has been missing for less than the grace (from the first refusal)."""
+        now = asyncio.get_running_loop().time()
+        since = self._missing_accounts.setdefault(meta.pod or "", now)
+        if now - since < self.settings.service_account_grace_seconds:
+            return True
+        del self._missing_accounts[meta.pod or ""]
+        return False
 
     def _task_order(self, task: AirflowTaskResource, meta: PodMeta) -> dict[str, Any]:
         obj = task.operator
@@ -232,7 +283,7 @@ class PodExecutor:
             return self._fail(meta, "PodDeleted", f"Pod {meta.pod} was deleted before it reported an outcome")
         if not _owned_by(pod, task.uid):
             return self._fail(meta, "PodConflict", f"Pod {meta.pod} is not this AirflowTask's", retryable=False)
-        outcome = pod_outcome(pod)
+        outcome = pod_outcome(pod, self.settings.engine.allowed_modules)
         if outcome.state == "Terminated":
             tail = await self.kube.pod_log_tail(task.namespace, meta.pod or "", self.settings.log_tail_lines)
             self._logs[key] = [*self._logs.get(key, []), *tail]
@@ -253,81 +304,69 @@ class PodExecutor:
         report = outcome.outcome
         if outcome.failed or report is None:
             return self._fail(meta, outcome.reason or "NoOutcome",
-                              outcome.message or f"Pod {meta.pod} ended without an outcome")
-        meta.job_id = report.get("jobId") or meta.job_id
-        if report.get("phase") == "Deferred":
-            meta.state = report.get("state") or {}
-            meta.deferral = report.get("deferral")
+                              outcome.message or f"Pod {meta.pod} ended without an outcome",
+                              retryable=outcome.reason != INVALID_OUTCOME)
+        meta.job_id = report.job_id or meta.job_id
+        if report.deferral is not None:
+            meta.state = report.state
+            meta.deferral = report.deferral.document()
             meta.step = "deferred"
             return await self._start_trigger(task, meta)
-        meta.outcome = {key: report.get(key) for key in ("phase", "reason", "message", "result", "retryable")}
+        meta.outcome = {"phase": report.phase.value, "reason": report.reason.value, "message": report.message,
+                        "result": report.result, "retryable": report.retryable}
         return _final(meta)
 
     # ---- triggers ------------------------------------------------------------------------------------------
 
-    async def _run_with_connections(self, task: AirflowTaskResource) -> RunInfo:
-        """The run info for a trigger: the connections the task names, read from its Secrets now."""
-        connections = {
-            ref.conn_id: await self.kube.read_secret_key(task.namespace, ref.secret_name, ref.secret_key)
-            for ref in task.connections
-        }
-        return RunInfo(run_id=task.run_id, logical_date=task.logical_date, connections=connections,
-                       params=task.params)
+    async def _connections(self, task: AirflowTaskResource) -> dict[str, str]:
+        """The connections the task names, read from its Secrets now, for its trigger alone."""
+        return {ref.conn_id: await self.kube.read_secret_key(task.namespace, ref.secret_name, ref.secret_key)
+                for ref in task.connections}
 
     async def _start_trigger(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
-        state = await self._launch_trigger(task, meta)
-        if state.phase is Phase.FAILED and state.reason in (Reason.NOT_ALLOWED, Reason.IMPORT_FAILED,
-                                                             Reason.INVALID_PARAMETERS):
-            await self._kill(task, meta)
-            return self._fail(meta, state.reason, f"the trigger cannot run: {state.message}", retryable=False)
+        meta.trigger = f"{task.uid}/{meta.attempt}/{meta.callbacks}"
+        await self._launch_trigger(task, meta)
         return TaskState(Phase.RUNNING, Reason.DEFERRED, f"waiting for trigger {_trigger_name(meta)}",
                          job_id=meta.job_id)
 
-    async def _launch_trigger(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
-        """Run the deferral's trigger in the engine (a trigger class runs there as a task of its own).
-
-        As Airflow's triggerer does, a trigger is rebuilt from its serialized form whenever it must run again
-        (after a restart of the operator): ``meta.trigger`` is only the key it runs under in this process.
-        """
+    async def _launch_trigger(self, task: AirflowTaskResource, meta: PodMeta) -> None:
+        """Hand the deferral's trigger to the triggerer (again after a restart: it is rebuilt from its serialized
+        form, as Airflow's triggerer does)."""
         trigger = (meta.deferral or {}).get("trigger") or {}
-        module, _, name = str(trigger.get("classpath", "")).rpartition(".")
-        obj = AirflowObj(module, name, dict(trigger.get("kwargs") or {}))
-        run = await self._run_with_connections(task)
-        engine_meta, state = await self.engine.create(obj, task_id=task.task_id, run=run)
-        meta.trigger = engine_meta.task_key
-        self._triggers[meta.trigger], self._trigger_runs[meta.trigger] = engine_meta, run
-        return state
+        await self.triggers.run(task.namespace, meta.trigger or "", f"{task.namespace}/{task.name}",
+                                str(trigger.get("classpath", "")), dict(trigger.get("kwargs") or {}),
+                                await self._connections(task), None)
+        self._launched.add(meta.trigger or "")
 
-    async def _trigger_of(self, task: AirflowTaskResource, meta: PodMeta) -> AirflowMetadata | None:
-        if not meta.deferral:
-            return None
-        if (meta.trigger or "") not in self._triggers:  # after a restart: run it again from its serialized form
-            await self._launch_trigger(task, meta)
-        return self._triggers[meta.trigger or ""]
-
-    async def _follow_trigger(self, task: AirflowTaskResource, meta: PodMeta, run: RunInfo) -> TaskState:
-        trigger = await self._trigger_of(task, meta)
-        if trigger is None:
+    async def _follow_trigger(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
+        if not meta.deferral or not meta.trigger:
             return self._fail(meta, "InvalidResourceMeta", "a deferred task without its trigger", retryable=False)
-        deadline = (meta.deferral or {}).get("deadline")
-        state = await self.engine.get(trigger, run=self._trigger_runs[meta.trigger or ""])
-        if not state.finished and deadline and datetime.fromisoformat(deadline) <= datetime.now(UTC):
-            await self.engine.delete(trigger)
+        if meta.trigger not in self._launched:  # after a restart: run it again from its serialized form
+            await self._launch_trigger(task, meta)
+        result = self.triggers.result(meta.trigger)
+        deadline = meta.deferral.get("deadline")
+        if result is None and deadline and datetime.fromisoformat(deadline) <= datetime.now(UTC):
+            await self.triggers.cancel(meta.trigger)
+            self._drop_trigger(meta)
             return await self._callback(task, meta, "__fail__", _NO_EVENT, {"error": "Trigger timeout"})
-        if not state.finished:
-            return TaskState(Phase.RUNNING, Reason.DEFERRED, state.message, job_id=meta.job_id)
+        if result is None:
+            return TaskState(Phase.RUNNING, Reason.DEFERRED, f"waiting for trigger {_trigger_name(meta)}",
+                             job_id=meta.job_id)
         self._drop_trigger(meta)
-        deferral = meta.deferral or {}
-        if state.phase is Phase.SUCCEEDED:
-            return await self._callback(task, meta, deferral.get("method") or "execute_complete", state.result,
-                                        dict(deferral.get("nextKwargs") or {}))
+        if result.kind == "refused":
+            await self._kill(task, meta)
+            return self._fail(meta, result.reason or "InvalidOutcome", f"the trigger cannot run: {result.message}",
+                              retryable=False)
+        if result.kind == "fired":
+            return await self._callback(task, meta, meta.deferral.get("method") or "execute_complete", result.event,
+                                        dict(meta.deferral.get("nextKwargs") or {}))
         return await self._callback(task, meta, "__fail__", _NO_EVENT,
-                                    {"error": "Trigger failure", "traceback": [state.message]})
+                                    {"error": "Trigger failure", "traceback": [result.message]})
 
     def _drop_trigger(self, meta: PodMeta) -> None:
-        self._trigger_runs.pop(meta.trigger or "", None)
-        if (trigger := self._triggers.pop(meta.trigger or "", None)) is not None:
-            self.engine.forget(trigger)
+        if meta.trigger:
+            self._launched.discard(meta.trigger)
+            self.triggers.forget(meta.trigger)
 
     async def _callback(self, task: AirflowTaskResource, meta: PodMeta, method: str, event: Any,
                         next_kwargs: dict[str, Any]) -> TaskState:

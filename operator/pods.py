@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflowtask.reports import InvalidReport, Outcome, ReportPhase, parse_outcome
 from airflowtask.resource import AirflowTaskResource
 
 MANAGER = "airflowtask-operator"
@@ -48,6 +49,9 @@ CONTAINER_SECURITY_CONTEXT: Mapping[str, Any] = {
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
 }
+INVALID_OUTCOME = "InvalidOutcome"
+_NEVER_RAN = frozenset({"StartError", "ContainerCannotRun"})
+"""Container reasons for a worker that never started: its termination message is the container runtime's."""
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
 
 
@@ -200,8 +204,9 @@ PodState = Literal["Pending", "Running", "Terminated", "Gone"]
 class PodOutcome:
     """What a Pod's status says about its step.
 
-    ``outcome`` is the worker's report (the termination message as a JSON object) and ``exit_code`` the
-    container's, once Terminated. ``reason`` and ``message`` describe what Kubernetes did to the Pod, when it
+    ``outcome`` is the worker's report (the termination message, checked by :func:`~airflowtask.reports.parse_outcome`:
+    whatever a Pod writes there is untrusted) and ``exit_code`` the container's, once Terminated. ``reason`` and
+    ``message`` describe what Kubernetes did to the Pod, when it
     matters: with ``failed`` the step ended (or cannot start) without the worker having the last word, and
     ``reason`` is the task's reason; a Pending Pod with reason ``Unschedulable`` is only waiting for the scheduler.
     """
@@ -210,19 +215,20 @@ class PodOutcome:
     reason: str | None = None
     message: str | None = None
     failed: bool = False
-    outcome: dict[str, Any] | None = None
+    outcome: Outcome | None = None
     exit_code: int | None = None
 
 
-def pod_outcome(pod: Mapping[str, Any] | None) -> PodOutcome:
-    """Read a Pod as the API returns it (``None``: it no longer exists)."""
+def pod_outcome(pod: Mapping[str, Any] | None, allowlist: tuple[str, ...] = ()) -> PodOutcome:
+    """Read a Pod as the API returns it (``None``: it no longer exists); a deferral's trigger module must match
+    one of the ``allowlist`` patterns."""
     if pod is None:
         return PodOutcome("Gone", "PodDeleted", "the task's Pod was deleted before it reported an outcome", True)
     status = pod.get("status") or {}
     container = _container_status(status)
     state = container.get("state") or {}
     if "terminated" in state or status.get("phase") in ("Succeeded", "Failed"):
-        return _terminated(pod, state.get("terminated") or {})
+        return _terminated(pod, state.get("terminated") or {}, allowlist)
     if status.get("phase") == "Running":
         return PodOutcome("Running")
     return _pending(pod, status, state.get("waiting") or {})
@@ -246,37 +252,39 @@ def _pending(pod: Mapping[str, Any], status: Mapping[str, Any], waiting: Mapping
     return PodOutcome("Pending")
 
 
-def _terminated(pod: Mapping[str, Any], terminated: Mapping[str, Any]) -> PodOutcome:
+def _terminated(pod: Mapping[str, Any], terminated: Mapping[str, Any], allowlist: tuple[str, ...]) -> PodOutcome:
     raw = terminated.get("message") or ""
-    outcome = _parse_outcome(raw)
-    reason, message = _cause(pod, terminated, outcome, raw)
+    outcome, refused = None, None
+    if raw:
+        try:
+            outcome = parse_outcome(raw, allowlist)
+        except InvalidReport as error:
+            refused = error.message
+    reason, message = _cause(pod, terminated, outcome, refused, raw)
     return PodOutcome("Terminated", reason, message, reason is not None, outcome, terminated.get("exitCode"))
 
 
 def _cause(
-    pod: Mapping[str, Any], terminated: Mapping[str, Any], outcome: dict[str, Any] | None, raw: str
+    pod: Mapping[str, Any], terminated: Mapping[str, Any], outcome: Outcome | None, refused: str | None, raw: str
 ) -> tuple[str | None, str | None]:
     """Why the step ended without the worker having the last word; (None, None) when its outcome stands.
 
-    An eviction wins over the Failed outcome the worker reports when it is stopped (SIGTERM, ``on_kill``).
+    An eviction wins over the Failed outcome the worker reports when it is stopped (SIGTERM, ``on_kill``), and an
+    OOM kill over a message cut short; a termination message that is not a valid outcome is ``InvalidOutcome``.
     """
     status = pod.get("status") or {}
     evicted = _eviction(status)
-    if evicted is not None and (outcome is None or outcome.get("phase") == "Failed"):
+    if evicted is not None and (outcome is None or outcome.phase == ReportPhase.FAILED):
         return "Evicted", evicted
     if outcome is not None:
         return None, None
     if terminated.get("reason") == "OOMKilled":
         return "OOMKilled", _oom_message(pod)
-    return "NoOutcome", _no_outcome_message(status, terminated, raw)
-
-
-def _parse_outcome(raw: str) -> dict[str, Any] | None:
-    try:
-        outcome = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return outcome if isinstance(outcome, dict) else None
+    if terminated.get("reason") in _NEVER_RAN:  # the message is the runtime's, not a report
+        return "NoOutcome", f"{_no_outcome_message(status, terminated)}: {raw[:200]}"
+    if refused is not None:
+        return INVALID_OUTCOME, f"the step's report was refused, nothing of it was acted on: {refused}"
+    return "NoOutcome", _no_outcome_message(status, terminated)
 
 
 def _eviction(status: Mapping[str, Any]) -> str | None:
@@ -296,14 +304,12 @@ def _oom_message(pod: Mapping[str, Any]) -> str:
     return "the task's container was killed when its node ran out of memory (it has no memory limit)"
 
 
-def _no_outcome_message(status: Mapping[str, Any], terminated: Mapping[str, Any], raw: str) -> str:
+def _no_outcome_message(status: Mapping[str, Any], terminated: Mapping[str, Any]) -> str:
     if not terminated:
         cause = status.get("reason") or "no container status"
         return _joined(f"the Pod failed before the task's container ran ({cause})", status.get("message"))
-    text = f"the task's container exited with code {terminated.get('exitCode')} ({terminated.get('reason')})"
-    if not raw:
-        return f"{text} without reporting an outcome"
-    return f"{text}; its termination message is not an outcome: {raw[:200]}"
+    return (f"the task's container exited with code {terminated.get('exitCode')} ({terminated.get('reason')}) "
+            "without reporting an outcome")
 
 
 def _spec_container(pod: Mapping[str, Any]) -> Mapping[str, Any]:

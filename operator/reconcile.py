@@ -56,10 +56,10 @@ class TaskMemory:
         """The freshest status known: the one last written here, else the watched one."""
         return self.status if self.status is not None else dict(body_status)
 
-    def metadata(self, resource_meta: str | None, executor: Executor) -> Meta | None:
+    def metadata(self, resource_meta: str | None, executor: Executor, task: AirflowTaskResource) -> Meta | None:
         """The task's metadata: held in memory, else decoded from status (ValueError if unreadable)."""
         if self.meta is None and resource_meta:
-            return executor.decode(resource_meta)
+            return executor.decode(resource_meta, task)
         return self.meta
 
 
@@ -103,7 +103,7 @@ class Reconciler:
         if observed.finished:
             return []
         try:
-            meta = memory.metadata(observed.resource_meta, self.executor)
+            meta = memory.metadata(observed.resource_meta, self.executor, task)
         except ValueError as error:
             return [Event("Warning", "CannotCancel",
                           f"status.resourceMeta cannot be read ({error}); no external job was cancelled")]
@@ -236,7 +236,7 @@ class _Step:
 
     async def _observe(self, observed: ObservedStatus, *, deadline: datetime | None) -> None:
         try:
-            meta = self.memory.metadata(observed.resource_meta, self.executor)
+            meta = self.memory.metadata(observed.resource_meta, self.executor, self.task)
         except ValueError as error:
             await self._finish_failed("InvalidResourceMeta", f"status.resourceMeta cannot be read: {error}", False)
             return
@@ -319,7 +319,7 @@ class _Step:
 
     async def _exceed_deadline(self, observed: ObservedStatus) -> None:
         try:
-            meta = self.memory.metadata(observed.resource_meta, self.executor)
+            meta = self.memory.metadata(observed.resource_meta, self.executor, self.task)
         except ValueError as error:
             meta, cancelled = None, f"; no external job was cancelled: status.resourceMeta cannot be read ({error})"
         else:

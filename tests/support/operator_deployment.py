@@ -128,10 +128,22 @@ class OperatorDeployment:
         """Every replica's Pod that is not being deleted."""
         return self._pods()
 
-    def exec_python(self, code: str) -> str:
-        """Run Python code in the leader's container (``kubectl exec``); return its output."""
+    def exec_python(self, code: str, container: str = "operator") -> str:
+        """Run Python code in a container of the leader's Pod (``kubectl exec``); return its output."""
         name = self.pod()["metadata"]["name"]
-        return self.kubectl("exec", "-n", NAMESPACE, name, "--", "python", "-c", code).stdout
+        return self.kubectl("exec", "-n", NAMESPACE, name, "-c", container, "--", "python", "-c", code).stdout
+
+    def kill_triggerer(self) -> None:
+        """SIGKILL the leader's triggerer container (the kubelet restarts it)."""
+        pids = self._container_pids(self.pod(), "triggerer")
+        if not pids:
+            raise RuntimeError("the triggerer container's processes cannot be found on this node")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+    def container_restarts(self, container: str) -> int:
+        statuses = self.pod().get("status", {}).get("containerStatuses", [])
+        return next((s.get("restartCount", 0) for s in statuses if s["name"] == container), 0)
 
     def describe(self) -> str:
         return self.kubectl("describe", "pods", "-n", NAMESPACE, "-l", self.selector, check=False).stdout[-6000:]
@@ -150,14 +162,17 @@ class OperatorDeployment:
         name = self.holder().rpartition("_")[0]
         return next((pod for pod in pods if pod["metadata"]["name"] == name), None)
 
-    def _container_pids(self, pod: dict[str, Any]) -> list[int]:
+    def _container_pids(self, pod: dict[str, Any], container: str = "operator") -> list[int]:
         layout = getattr(self.cluster, "layout", None)
         statuses = pod.get("status", {}).get("containerStatuses", [])
-        if layout is None or not statuses or "containerID" not in statuses[0]:
+        status = next((s for s in statuses if s["name"] == container), statuses[0] if statuses else {})
+        if layout is None or "containerID" not in status:
             return []
-        container_id = statuses[0]["containerID"].split("://", 1)[-1]
+        container_id = status["containerID"].split("://", 1)[-1]
         return container_processes(layout, pod["metadata"]["uid"], container_id)
 
 
 def _restarts(pod: dict[str, Any]) -> int:
-    return sum(s.get("restartCount", 0) for s in pod.get("status", {}).get("containerStatuses", []))
+    """Restarts of the controller container (the triggerer's own restarts are not the operator's)."""
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    return sum(s.get("restartCount", 0) for s in statuses if s["name"] in ("operator", "connector"))

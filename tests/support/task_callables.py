@@ -99,8 +99,24 @@ class AtTimeTrigger(BaseTrigger):
         yield TriggerEvent(time.time())
 
 
+class LoopBlockingTrigger(BaseTrigger):
+    """Holds its event loop (``time.sleep``, as blocking I/O in a trigger would) for ``seconds``, then fires."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__name__}", {"seconds": self.seconds}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        time.sleep(self.seconds)
+        yield TriggerEvent("woke")
+
+
 class DeferringOperator(BaseOperator):
-    """Defers to NeverTrigger (optionally with a timeout), FailingTrigger or AtTimeTrigger (``at``).
+    """Defers to NeverTrigger (optionally with a timeout), FailingTrigger, AtTimeTrigger (``at``) or
+    LoopBlockingTrigger (``block`` seconds).
 
     With ``kill_marker``, execute() keeps a ``Path`` (state JSON cannot hold) that on_kill writes to.
     """
@@ -112,25 +128,39 @@ class DeferringOperator(BaseOperator):
         timeout: float | None = None,
         kill_marker: str | None = None,
         at: float = 0.0,
+        block: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.trigger = trigger
         self.at = at
+        self.block = block
         self.defer_timeout = timeout
         self.kill_marker = kill_marker
 
     def execute(self, context: Any) -> None:
         if self.kill_marker:
             self.marker_path = Path(self.kill_marker)
-        triggers = {"never": NeverTrigger, "failing": FailingTrigger, "at": lambda: AtTimeTrigger(self.at)}
+        triggers = {"never": NeverTrigger, "failing": FailingTrigger, "at": lambda: AtTimeTrigger(self.at),
+                    "blocking": lambda: LoopBlockingTrigger(self.block)}
         trigger = triggers[self.trigger]()
         timeout = timedelta(seconds=self.defer_timeout) if self.defer_timeout is not None else None
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
-        return event if self.trigger == "at" else "fired"
+        return event if self.trigger in ("at", "blocking") else "fired"
 
     def on_kill(self) -> None:
         if self.kill_marker:
             self.marker_path.write_text("killed")
+
+
+def forge_outcome(outcome: Any) -> None:
+    """What a hostile task can do: write its own "outcome" to the termination log and end the worker at once,
+    before the worker writes its own (``os._exit`` runs no handler)."""
+    import json
+    import os
+
+    with open("/dev/termination-log", "w") as log:
+        log.write(outcome if isinstance(outcome, str) else json.dumps(outcome))
+    os._exit(0)

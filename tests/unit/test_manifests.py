@@ -58,9 +58,26 @@ DEPLOYMENTS = [OPERATOR, CONNECTOR_DEPLOYMENT]
 
 
 def _container(deployment: Obj) -> Obj:
+    """The main container: ``operator`` (beside it, the triggerer) or the connector's only one."""
     containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
+    assert [c["name"] for c in containers] in (["operator", "triggerer"], ["connector"])
     return containers[0]
+
+
+def test_the_triggerer_container_holds_no_credential_and_shares_only_its_socket() -> None:
+    pod = OPERATOR["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    operator, triggerer = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    token_mounts = [m for m in operator["volumeMounts"] if "serviceAccountToken" in str(volumes[m["name"]])]
+    assert [m["mountPath"] for m in token_mounts] == ["/var/run/secrets/kubernetes.io/serviceaccount"]
+    assert not any("serviceAccountToken" in str(volumes[m["name"]]) or "secret" in volumes[m["name"]]
+                   for m in triggerer["volumeMounts"])
+    assert not any("valueFrom" in item or "KEY" in item["name"] for item in triggerer.get("env", []))
+    shared = {m["name"] for m in operator["volumeMounts"]} & {m["name"] for m in triggerer["volumeMounts"]}
+    assert shared == {"triggerer-socket"} and "emptyDir" in volumes["triggerer-socket"]
+    assert triggerer["args"][0] == "triggerer" and triggerer["securityContext"] == {
+        **operator["securityContext"]}
 
 
 def _env(container: Obj) -> dict[str, Obj]:
@@ -239,6 +256,7 @@ OPERATOR_RULES = {
     ("airflowtask.dev", "airflowtasks/finalizers", "update"),
 }
 LEASE_RULES = {("coordination.k8s.io", "leases", verb) for verb in ("get", "update", "create")}
+SIGNING_KEY_RULES = {("", "secrets", "get"), ("", "secrets", "create")}
 CONNECTOR_RULES = {("airflowtask.dev", "airflowtasks", verb) for verb in ("get", "list", "watch", "create", "delete")}
 
 
@@ -274,13 +292,13 @@ def test_operator_gets_exactly_what_its_code_uses() -> None:
     assert _grants(BASE, "airflowtask-operator") == OPERATOR_RULES
 
 
-def test_operator_elects_its_leader_on_one_lease_of_its_own_namespace() -> None:
-    assert _grants(BASE, "airflowtask-operator", "RoleBinding") == LEASE_RULES
+def test_operator_holds_one_lease_and_one_key_secret_of_its_own_namespace() -> None:
+    assert _grants(BASE, "airflowtask-operator", "RoleBinding") == LEASE_RULES | SIGNING_KEY_RULES
     roles = [o for o in BASE if o["kind"] == "Role"]
     assert {role["metadata"]["namespace"] for role in roles} == {NAMESPACE}
     for rule in _rules(BASE, "airflowtask-operator", "RoleBinding"):
-        if set(rule["verbs"]) - {"create"}:  # everything but create names the one Lease
-            assert rule["resourceNames"] == ["airflowtask-operator"]
+        if set(rule["verbs"]) - {"create"}:  # everything but create names the one Lease or the one Secret
+            assert rule["resourceNames"] in (["airflowtask-operator"], ["airflowtask-signing-key"])
 
 
 def test_connector_gets_airflowtasks_only() -> None:

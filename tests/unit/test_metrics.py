@@ -125,8 +125,16 @@ def test_only_documented_airflowtask_series() -> None:
         "airflowtask_connector_seconds",
         "airflowtask_task_failures",
         "airflowtask_triggers_running",
+        "airflowtask_trigger_loop_blocked",
         "airflowtask_worker_pool_in_use",
     }
+
+
+def test_a_blocked_triggerer_loop_is_counted_per_namespace() -> None:
+    metrics = Metrics(process_metrics=False)
+    metrics.count_blocked_loop("tenant-a")
+    metrics.count_blocked_loop("tenant-a")
+    assert 'airflowtask_trigger_loop_blocked_total{namespace="tenant-a"} 2.0' in metrics.exposition()
 
 
 def test_every_series_is_documented() -> None:

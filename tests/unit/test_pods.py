@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from airflowtask.pods import MANAGED_BY_SELECTOR, PodOutcome, build_pod, pod_name, pod_outcome
+from airflowtask.reports import Outcome, parse_outcome
 from airflowtask.resource import AirflowTaskResource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,7 +273,11 @@ def _terminated(exit_code: int, reason: str, message: str | None = None) -> dict
 
 
 OUTCOME = {"phase": "Succeeded", "reason": "Completed", "message": "done", "retryable": True, "result": 3,
-           "jobId": None, "deferral": None}
+           "jobId": None, "state": {}, "deferral": None}
+
+
+def _parsed(outcome: dict[str, Any] | None) -> Outcome | None:
+    return None if outcome is None else parse_outcome(json.dumps(outcome), ())
 
 
 def test_a_pod_that_no_longer_exists_is_gone() -> None:
@@ -346,12 +351,12 @@ def test_a_finished_pod_reports_the_workers_outcome(phase: str, exit_code: int) 
         _task_status(_terminated(exit_code, "Completed" if exit_code == 0 else "Error", json.dumps(outcome)))]}
     seen = pod_outcome(_observed(status))
     assert (seen.state, seen.reason, seen.failed, seen.exit_code) == ("Terminated", None, False, exit_code)
-    assert seen.outcome == outcome
+    assert seen.outcome == _parsed(outcome)
 
 
 def test_the_container_can_be_terminated_before_the_pod_phase_follows() -> None:
     status = {"phase": "Running", "containerStatuses": [_task_status(_terminated(0, "Completed", json.dumps(OUTCOME)))]}
-    assert pod_outcome(_observed(status)).outcome == OUTCOME
+    assert pod_outcome(_observed(status)).outcome == _parsed(OUTCOME)
 
 
 @pytest.mark.parametrize(("memory", "expected"), [
@@ -376,7 +381,7 @@ def test_an_evicted_pod_is_evicted_even_when_the_worker_reported_its_stop(outcom
     status = {"phase": "Failed", "reason": "Evicted", "message": EVICTED, "conditions": conditions,
               "containerStatuses": [_task_status(terminated)]}
     seen = pod_outcome(_observed(status))
-    assert (seen.state, seen.reason, seen.failed, seen.outcome) == ("Terminated", "Evicted", True, outcome)
+    assert (seen.state, seen.reason, seen.failed, seen.outcome) == ("Terminated", "Evicted", True, _parsed(outcome))
     assert seen.message == f"the Pod was evicted: {EVICTED}"
 
 
@@ -393,28 +398,40 @@ def test_an_outcome_that_finished_before_an_eviction_stands() -> None:
     status = {"phase": "Succeeded", "conditions": _conditions(DisruptionTarget="True"),
               "containerStatuses": [_task_status(_terminated(0, "Completed", json.dumps(OUTCOME)))]}
     seen = pod_outcome(_observed(status))
-    assert (seen.reason, seen.failed, seen.outcome) == (None, False, OUTCOME)
+    assert (seen.reason, seen.failed, seen.outcome) == (None, False, _parsed(OUTCOME))
 
 
 @pytest.mark.parametrize(
     ("terminated", "expected"),
     [
         (_terminated(1, "Error"), "the task's container exited with code 1 (Error) without reporting an outcome"),
-        (_terminated(0, "Completed", "not json"),
-         "the task's container exited with code 0 (Completed); its termination message is not an outcome: not json"),
         (_terminated(128, "StartError", 'exec: "python": executable file not found in $PATH: unknown'),
-         "the task's container exited with code 128 (StartError); its termination message is not an outcome: "
+         "the task's container exited with code 128 (StartError) without reporting an outcome: "
          'exec: "python": executable file not found in $PATH: unknown'),
-        (_terminated(0, "Completed", "[1, 2]"),
-         "the task's container exited with code 0 (Completed); its termination message is not an outcome: [1, 2]"),
     ],
-    ids=["exit-1", "not-json", "start-error", "not-an-object"],
+    ids=["exit-1", "start-error"],
 )
 def test_an_exit_without_an_outcome_says_how_it_ended(terminated: dict[str, Any], expected: str) -> None:
     status = {"phase": "Failed", "containerStatuses": [_task_status(terminated)]}
     seen = pod_outcome(_observed(status))
     assert (seen.state, seen.reason, seen.message, seen.failed) == ("Terminated", "NoOutcome", expected, True)
     assert seen.outcome is None and seen.exit_code == terminated["terminated"]["exitCode"]
+
+
+@pytest.mark.parametrize(("message", "named"), [
+    ("not json", "not JSON"),
+    ("[1, 2]", "object"),
+    (json.dumps({**OUTCOME, "phase": "Deferred", "reason": "Deferred", "deferral": {
+        "trigger": {"classpath": "airflow.providers.standard.operators.bash.BashOperator", "kwargs": {}},
+        "method": None, "nextKwargs": {}, "timeout": None, "deadline": None}}),
+     "deferral.trigger.classpath airflow.providers.standard.operators.bash.BashOperator is not a trigger"),
+], ids=["not-json", "not-an-object", "operator-as-trigger"])
+def test_a_termination_message_that_is_not_a_valid_outcome_is_refused(message: str, named: str) -> None:
+    status = {"phase": "Succeeded", "containerStatuses": [_task_status(_terminated(0, "Completed", message))]}
+    seen = pod_outcome(_observed(status), ("airflow.providers.*",))
+    assert (seen.state, seen.reason, seen.failed, seen.outcome) == ("Terminated", "InvalidOutcome", True, None)
+    assert seen.message and seen.message.startswith("the step's report was refused, nothing of it was acted on: ")
+    assert named in seen.message
 
 
 def test_a_pod_rejected_by_its_node_fails_before_the_container_ran() -> None:

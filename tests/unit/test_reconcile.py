@@ -32,7 +32,7 @@ class FakeExecutor:
         self.news = asyncio.Event()
         self.gets = 0
 
-    def decode(self, text: str) -> FakeMeta:
+    def decode(self, text: str, task: Any) -> FakeMeta:
         return FakeMeta(text)
 
     async def create(self, task: AirflowTaskResource, attempt: int, run: RunInfo) -> tuple[FakeMeta, TaskState]:
