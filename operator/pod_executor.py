@@ -360,6 +360,12 @@ class PodExecutor:
         if result.kind == "fired":
             return await self._callback(task, meta, meta.deferral.get("method") or "execute_complete", result.event,
                                         dict(meta.deferral.get("nextKwargs") or {}))
+        if result.kind == "ended":  # a task-end event (TaskSuccessEvent, TaskFailedEvent...): no callback runs
+            succeeded = result.phase == "Succeeded"
+            meta.outcome = {"phase": result.phase, "reason": result.reason,
+                            "message": "the trigger ended the task" + ("" if succeeded else " as failed"),
+                            "result": None, "retryable": False}
+            return _final(meta)
         return await self._callback(task, meta, "__fail__", _NO_EVENT,
                                     {"error": "Trigger failure", "traceback": [result.message]})
 

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import kubernetes
 import pytest
+import yaml
 from airflowtask.controlplane import Kubectl as Cluster
 from airflowtask.flyte import naming
 from airflowtask.flyte.connector import AirflowTaskConnector, AirflowTaskMetadata, ConnectorConfig
@@ -58,6 +59,8 @@ def flyte_namespace(kubectl: Kubectl, crd: None, services: FixtureServices) -> I
     name = f"flyte-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
     kubectl.apply(services.secret(name, SECRET))
+    access = (REPO / "examples" / "rbac" / "flyte-connector-connections.yaml").read_text()
+    kubectl.apply(*yaml.safe_load_all(access.replace("flytesnacks-development", name)))  # admission asks for it
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -118,8 +121,8 @@ def client(
 ) -> Iterator[ConnectorClient]:
     if not server.running:
         server.start()
-    if isinstance(operator, OperatorDeployment):  # the fixtures' files, where the operator runs their sensors
-        operator.exec_python(services.files_script())
+    if isinstance(operator, OperatorDeployment):  # the fixtures' files, where the operator runs their triggers
+        operator.exec_python(services.files_script(), container="triggerer")
     with ConnectorClient(server.address) as cli:
         yield cli
     print(server.logs()[-10000:])

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from airflowtask.controlplane import Kubectl as Cluster
 from kubetools import Kubectl, airflow_task
+from tenants import as_tenant
 
 PYTHON = ("airflow.providers.standard.operators.python", "PythonOperator")
 FORGE = {"__type": "callable", "__var": "task_callables.forge_outcome"}
@@ -71,16 +72,6 @@ CASES: list[tuple[str, Any, str]] = [
 ]
 
 
-def _tenant(cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path, *extra: str) -> Kubectl:
-    """kubectl as a tenant who may only manage AirflowTasks in its namespace (plus ``extra`` resources)."""
-    kubectl("create", "serviceaccount", "tenant", "-n", namespace)
-    kubectl("create", "role", "tenant", "-n", namespace, "--verb=create,get,list,watch,delete,patch",
-            f"--resource={','.join(['airflowtasks.airflowtask.dev', *extra])}")
-    kubectl("create", "rolebinding", "tenant", "-n", namespace, "--role=tenant", f"--serviceaccount={namespace}:tenant")
-    token = cluster.mint_token(namespace, "tenant")
-    return Kubectl(Cluster(cluster.kubeconfig_for_token(token, tmp_path / "tenant.kubeconfig"), cluster.kubectl_path))
-
-
 def _assert_no_canary(kubectl: Kubectl, operator: Any, namespace: str, canary: str) -> None:
     events = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert canary not in events, "the forged command ran with the operator's rights"
@@ -94,10 +85,11 @@ def test_a_forged_outcome_ends_invalid_and_runs_nothing(
     cluster: Cluster, kubectl: Kubectl, operator: Any, namespace: str, tmp_path: Path,
     case: str, forge: Any, named: str,
 ) -> None:
-    tenant = _tenant(cluster, kubectl, namespace, tmp_path)
+    tenant = as_tenant(cluster, kubectl, namespace, tmp_path)
     canary = f"canary-{case}-{uuid.uuid4().hex[:6]}"
     forged = forge(CANARY.format(canary=canary, namespace=namespace))
-    tenant.apply(airflow_task("forger", namespace, *PYTHON, {"python_callable": FORGE, "op_args": [forged]}))
+    text = forged if isinstance(forged, str) else json.dumps(forged)  # a string: the API server keeps its nulls
+    tenant.apply(airflow_task("forger", namespace, *PYTHON, {"python_callable": FORGE, "op_args": [text]}))
     status = kubectl.wait_task("forger", namespace, lambda o: o.get("status", {}).get("phase") == "Failed",
                                timeout=120)["status"]
     assert status["reason"] == "InvalidOutcome", status
@@ -110,7 +102,7 @@ def test_a_forged_status_record_ends_invalid_and_runs_nothing(
     cluster: Cluster, kubectl: Kubectl, operator: Any, namespace: str, tmp_path: Path,
 ) -> None:
     """A user granted patch on airflowtasks/status plants a deferral while the operator is down."""
-    tenant = _tenant(cluster, kubectl, namespace, tmp_path, "airflowtasks.airflowtask.dev/status")
+    tenant = as_tenant(cluster, kubectl, namespace, tmp_path, "airflowtasks.airflowtask.dev/status")
     canary = f"canary-meta-{uuid.uuid4().hex[:6]}"
     tenant.apply(airflow_task("sleeper", namespace, "airflow.providers.standard.operators.bash", "BashOperator",
                               {"bash_command": "sleep 600"}))

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from airflowtask.controlplane import Kubectl as Cluster
-from kubetools import AFT, Kubectl, airflow_task
+from kubetools import AFT, Kubectl, airflow_task, use_service_account_role
 from localjob import JobService
+from tenants import as_tenant, grant
 
 BASH = ("airflow.providers.standard.operators.bash", "BashOperator")
 PYTHON = ("airflow.providers.standard.operators.python", "PythonOperator")
@@ -50,16 +51,6 @@ def victim(kubectl: Kubectl) -> Iterator[tuple[str, str]]:
     kubectl("create", "secret", "generic", "bank", "-n", name, f"--from-literal=password={value}")
     yield name, value
     kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def _tenant(cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path) -> Kubectl:
-    """kubectl as a tenant who may only manage AirflowTasks (and read their Pods) in its own namespace."""
-    kubectl("create", "serviceaccount", "tenant", "-n", namespace)
-    kubectl("create", "role", "tenant", "-n", namespace, "--verb=create,get,list,watch,delete",
-            "--resource=airflowtasks.airflowtask.dev,pods,pods/log")
-    kubectl("create", "rolebinding", "tenant", "-n", namespace, "--role=tenant", f"--serviceaccount={namespace}:tenant")
-    token = cluster.mint_token(namespace, "tenant")
-    return Kubectl(Cluster(cluster.kubeconfig_for_token(token, tmp_path / "tenant.kubeconfig"), cluster.kubectl_path))
 
 
 def _pods_of(kubectl: Kubectl, name: str, namespace: str) -> list[dict[str, Any]]:
@@ -98,9 +89,12 @@ def test_a_tenant_task_cannot_read_another_namespaces_secret(
     cluster: Cluster, kubectl: Kubectl, operator: Any, namespace: str, victim: tuple[str, str],
     tmp_path: Path, automount: bool,
 ) -> None:
-    tenant = _tenant(cluster, kubectl, namespace, tmp_path)
+    tenant = as_tenant(cluster, kubectl, namespace, tmp_path, "pods", "pods/log")
     victim_namespace, secret = victim
     template = {"spec": {"automountServiceAccountToken": True}} if automount else {}
+    if automount:  # admission asks that the tenant may use the ServiceAccount whose token it mounts
+        kubectl.apply(use_service_account_role("use-default", namespace, "default"))
+        grant(kubectl, namespace, "use-default")
     tenant.apply(airflow_task("thief", namespace, *BASH, {"bash_command": PROBE.replace("{victim}", victim_namespace)},
                               podTemplate=template))
     obj = kubectl.wait_task("thief", namespace, lambda o: o.get("status", {}).get("phase") in ("Succeeded", "Failed"),

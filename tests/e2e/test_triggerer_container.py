@@ -102,3 +102,20 @@ def test_a_killed_triggerer_restarts_and_its_triggers_resume(
     pods = kubectl("get", "pods", "-n", namespace, "-o", "json").stdout
     steps = sorted(pod["metadata"]["labels"]["airflowtask.dev/step"] for pod in json.loads(pods)["items"])
     assert steps == ["callback-1", "execute"], "the callback ran once"
+
+
+@pytest.mark.parametrize(("trigger", "phase", "reason", "message"), [
+    ("succeeding", "Succeeded", "Completed", "the trigger ended the task"),
+    ("ending-failed", "Failed", "TaskFailed", "the trigger ended the task as failed"),
+])
+def test_a_trigger_that_ends_the_task_ends_it_without_a_callback(
+    kubectl: Kubectl, operator: OperatorDeployment, namespace: str, trigger: str, phase: str, reason: str,
+    message: str,
+) -> None:
+    """A task-end event (TaskSuccessEvent, TaskFailedEvent) is the verdict itself: no Pod runs after it."""
+    kubectl.apply(airflow_task("ender", namespace, *DEFERRING, {"trigger": trigger}))
+    status = kubectl.wait_phase("ender", namespace, phase, timeout=120)["status"]
+    assert (status["reason"], status["message"]) == (reason, message)
+    pods = kubectl("get", "pods", "-n", namespace, "-o", "json").stdout
+    steps = [pod["metadata"]["labels"]["airflowtask.dev/step"] for pod in json.loads(pods)["items"]]
+    assert steps == ["execute"]

@@ -93,3 +93,24 @@ def airflow_task(
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"operator": {"module": module, "name": cls, "parameters": dict(parameters or {})}, **spec},
     }
+
+
+def use_service_account_role(name: str, namespace: str, *service_accounts: str) -> dict[str, Any]:
+    """A Role granting ``use`` on ``serviceaccounts.airflowtask.dev`` (what admission asks to run as them)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [{"apiGroups": ["airflowtask.dev"], "resources": ["serviceaccounts"],
+                   "resourceNames": list(service_accounts), "verbs": ["use"]}],
+    }
+
+
+def secret_reader_role(name: str, namespace: str, *secrets: str) -> dict[str, Any]:
+    """A Role granting ``get`` on the named Secrets."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": list(secrets), "verbs": ["get"]}],
+    }

@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
 
 def greet(name: str, punctuation: str = "!") -> str:
@@ -84,6 +84,20 @@ class FailingTrigger(BaseTrigger):
         yield TriggerEvent(None)
 
 
+class EndingTrigger(BaseTrigger):
+    """Ends the task itself (a task-end event, as Airflow's own sensors do): success or failure."""
+
+    def __init__(self, succeed: bool = True) -> None:
+        super().__init__()
+        self.succeed = succeed
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__name__}", {"succeed": self.succeed}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        yield TaskSuccessEvent() if self.succeed else TaskFailedEvent()
+
+
 class AtTimeTrigger(BaseTrigger):
     """Fires at ``at`` (POSIX seconds) to within the event loop's precision; the payload is the firing time."""
 
@@ -115,8 +129,8 @@ class LoopBlockingTrigger(BaseTrigger):
 
 
 class DeferringOperator(BaseOperator):
-    """Defers to NeverTrigger (optionally with a timeout), FailingTrigger, AtTimeTrigger (``at``) or
-    LoopBlockingTrigger (``block`` seconds).
+    """Defers to NeverTrigger (optionally with a timeout), FailingTrigger, AtTimeTrigger (``at``),
+    LoopBlockingTrigger (``block`` seconds) or EndingTrigger (``succeeding``, ``ending-failed``).
 
     With ``kill_marker``, execute() keeps a ``Path`` (state JSON cannot hold) that on_kill writes to.
     """
@@ -142,7 +156,8 @@ class DeferringOperator(BaseOperator):
         if self.kill_marker:
             self.marker_path = Path(self.kill_marker)
         triggers = {"never": NeverTrigger, "failing": FailingTrigger, "at": lambda: AtTimeTrigger(self.at),
-                    "blocking": lambda: LoopBlockingTrigger(self.block)}
+                    "blocking": lambda: LoopBlockingTrigger(self.block), "succeeding": EndingTrigger,
+                    "ending-failed": lambda: EndingTrigger(succeed=False)}
         trigger = triggers[self.trigger]()
         timeout = timedelta(seconds=self.defer_timeout) if self.defer_timeout is not None else None
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)

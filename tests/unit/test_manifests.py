@@ -120,7 +120,8 @@ def test_the_base_installs_the_crd_from_crds() -> None:
 
 def test_namespaced_objects_live_in_the_operator_namespace() -> None:
     _one(BASE, "Namespace", NAMESPACE)
-    cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                      "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
     for obj in BASE + FLYTE:
         if obj["kind"] not in cluster_scoped:
             assert obj["metadata"].get("namespace") == NAMESPACE, obj["metadata"]["name"]
@@ -372,3 +373,54 @@ def test_every_example_says_what_deploy_sh_waits_for(example: Path) -> None:
     assert re.search(r"^# expect: (Succeeded|Failed)\b", example.read_text(), flags=re.MULTILINE), example.name
     assert any(doc["kind"] == "AirflowTask" for doc in _docs(example))
     assert not any(doc["metadata"].get("namespace") for doc in _docs(example)), "deploy.sh picks the namespace"
+
+
+# ---- admission policy ------------------------------------------------------------------------------------
+
+POLICY = _docs(MANIFESTS / "admission-policy.yaml")
+CHECKED = {"distinctSecrets": "secrets", "distinctConfigMaps": "configmaps", "distinctClaims": "persistentvolumeclaims"}
+
+
+def _validations() -> list[Obj]:
+    return _one(POLICY, "ValidatingAdmissionPolicy", "airflowtask-admission")["spec"]["validations"]
+
+
+def test_the_policy_is_installed_bound_and_reads_the_one_level_setting() -> None:
+    policy = _one(BASE, "ValidatingAdmissionPolicy", "airflowtask-admission")
+    binding = _one(BASE, "ValidatingAdmissionPolicyBinding", "airflowtask-admission")
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    assert policy["spec"]["paramKind"] == {"apiVersion": "v1", "kind": "ConfigMap"}
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["paramRef"] == {"name": "airflowtask-pod-security", "namespace": NAMESPACE,
+                                           "parameterNotFoundAction": "Deny"}
+    setting = _one(BASE, "ConfigMap", "airflowtask-pod-security")
+    assert setting["data"] == {"level": "restricted"}
+    env = {e["name"]: e for e in _container(_one(BASE, "Deployment", "airflowtask-operator"))["env"]}
+    assert env["AIRFLOWTASK_POD_SECURITY_LEVEL"]["valueFrom"] == {
+        "configMapKeyRef": {"name": "airflowtask-pod-security", "key": "level"}}
+    assert [rule["operations"] for rule in policy["spec"]["matchConstraints"]["resourceRules"]] == [["CREATE"]]
+
+
+@pytest.mark.parametrize(("names", "resource"), CHECKED.items())
+def test_every_name_up_to_the_cap_gets_its_own_check(names: str, resource: str) -> None:
+    """One authorizer check per validation (CEL's cost limit affords two), one validation per slot up to the cap."""
+    validations = _validations()
+    caps = [int(m.group(1)) for v in validations
+            if (m := re.fullmatch(rf"variables\.{names}\.size\(\) <= (\d+)", v["expression"]))]
+    assert len(caps) == 1, f"{names}: one cap"
+    slots = [v for v in validations if f"variables.{names}[" in v["expression"]]
+    assert len(slots) == caps[0]
+    for index, slot in enumerate(slots):
+        expression = " ".join(slot["expression"].split())
+        assert expression.startswith(f"variables.{names}.size() <= {index} || ")
+        assert f".resource('{resource}')" in expression and f".name(variables.{names}[{index}])" in expression
+        assert f"variables.{names}[{index}]" in slot["messageExpression"]
+        assert f"needs get on {resource}" in slot["messageExpression"]
+
+
+def test_no_validation_calls_the_authorizer_twice_and_the_total_stays_under_the_budget() -> None:
+    checks = [" ".join(v["expression"].split()).count(".check(") for v in _validations()]
+    assert max(checks) == 1
+    assert sum(checks) <= 24  # the API server's budget per request runs out near 30 checks
+    for validation in _validations():
+        assert "authorizer" not in validation.get("messageExpression", ""), "a message cannot call the authorizer"
