@@ -36,6 +36,7 @@ _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _STEP = re.compile(r"[a-z]{1,12}(-[0-9]{1,6})?")
 _MAX_ATTEMPT = 10**6
 _SCHEDULING_FIELDS = frozenset({"nodeSelector", "tolerations", "affinity", "priorityClassName"})
+_HOST_FIELDS = frozenset({"hostNetwork", "hostPID", "hostIPC"})
 
 POD_SECURITY_CONTEXT: Mapping[str, Any] = {
     "runAsNonRoot": True,
@@ -110,7 +111,9 @@ def build_pod(
     ``extra_env`` over those, then one ``AIRFLOW_CONN_<ID>`` per ``spec.connections`` entry, from its Secret) come
     first; a template env entry reusing one of their names is left out (the CRD rejects the fixed names at apply
     time, so only ``extra_env`` names can meet one). The template's pod ``securityContext`` keys replace the
-    default's one by one; keys it does not name keep the default. The container's security context is ours alone.
+    default's one by one; keys it does not name keep the default; ``containerSecurityContext`` does the same for the
+    container's. Host namespaces are copied as asked: Pod Security (:mod:`airflowtask.pod_security`, checked on the
+    result) refuses them, so that asking for one fails loudly instead of being dropped.
     """
     template = task.pod_template.spec
     labels = {
@@ -139,7 +142,7 @@ def build_pod(
     }
     if task.service_account_name:
         spec["serviceAccountName"] = task.service_account_name
-    spec.update((key, value) for key, value in template.items() if key in _SCHEDULING_FIELDS)
+    spec.update((key, value) for key, value in template.items() if key in _SCHEDULING_FIELDS or key in _HOST_FIELDS)
     return copy.deepcopy({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
 
 
@@ -183,7 +186,7 @@ def _container(task: AirflowTaskResource, image: str, env: list[dict[str, Any]])
         "imagePullPolicy": "IfNotPresent",
         "command": ["python", "-P", "-m", "airflowtask.worker"],
         "env": env,
-        "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+        "securityContext": {**CONTAINER_SECURITY_CONTEXT, **template.get("containerSecurityContext", {})},
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}, *template.get("volumeMounts", [])],

@@ -46,6 +46,10 @@ class PodTemplateSpec(TypedDict, total=False):
     volumes: list[dict[str, Any]]
     volumeMounts: list[dict[str, Any]]
     securityContext: dict[str, Any]
+    containerSecurityContext: dict[str, Any]
+    hostNetwork: bool
+    hostPID: bool
+    hostIPC: bool
     automountServiceAccountToken: bool
 
 

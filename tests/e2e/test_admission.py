@@ -28,24 +28,38 @@ def _pod(**spec: Any) -> dict[str, Any]:
     return {"podTemplate": {"spec": spec}}
 
 
-# (id, spec fields, what the refusal must say)
-POD_SECURITY: list[tuple[str, dict[str, Any], str]] = [
+# (id, spec fields, what the refusal at apply must say, the rule the operator names when it builds the Pod)
+POD_SECURITY: list[tuple[str, dict[str, Any], str, str]] = [
     ("hostPath", _pod(volumes=[{"name": "root", "hostPath": {"path": "/"}}], securityContext={"runAsUser": 0}),
-     'spec.podTemplate.spec.volumes[root].hostPath is not allowed by Pod Security "restricted" (hostPath volumes)'),
+     'spec.podTemplate.spec.volumes[root].hostPath is not allowed by Pod Security "restricted" (hostPath volumes)',
+     "hostPath volumes"),
+    ("hostNetwork", _pod(hostNetwork=True),
+     'spec.podTemplate.spec.hostNetwork: true is not allowed by Pod Security "restricted" (host namespaces)',
+     "host namespaces"),
+    ("hostPID", _pod(hostPID=True),
+     'spec.podTemplate.spec.hostPID: true is not allowed by Pod Security "restricted" (host namespaces)',
+     "host namespaces"),
+    ("privileged", _pod(containerSecurityContext={"privileged": True}),
+     "containerSecurityContext.privileged: true is not allowed by Pod Security", "privileged"),
     ("runAsUser-0", _pod(securityContext={"runAsUser": 0}),
-     'spec.podTemplate.spec.securityContext.runAsUser: 0 is not allowed by Pod Security "restricted"'),
+     'spec.podTemplate.spec.securityContext.runAsUser: 0 is not allowed by Pod Security "restricted" (runAsUser)',
+     "runAsUser"),
+    ("added-capability", _pod(containerSecurityContext={"capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}}),
+     "containerSecurityContext.capabilities.add: SYS_ADMIN is not allowed by Pod Security", "capabilities"),
+    ("privilege-escalation", _pod(containerSecurityContext={"allowPrivilegeEscalation": True}),
+     "allowPrivilegeEscalation: true is not allowed by Pod Security \"restricted\"", "privilege escalation"),
     ("runAsNonRoot-false", _pod(securityContext={"runAsNonRoot": False}),
-     "securityContext.runAsNonRoot: false is not allowed"),
+     "securityContext.runAsNonRoot: false is not allowed", "runAsNonRoot"),
     ("seccomp-unconfined", _pod(securityContext={"seccompProfile": {"type": "Unconfined"}}),
-     '"Unconfined" is not allowed by Pod Security "restricted" (seccompProfile)'),
+     '"Unconfined" is not allowed by Pod Security "restricted" (seccompProfile)', "seccompProfile"),
     ("unsafe-sysctl", _pod(securityContext={"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}),
-     "unsafe sysctls are not allowed"),
+     "unsafe sysctls are not allowed", "sysctls"),
     ("apparmor-unconfined",
      {"podTemplate": {"metadata": {"annotations": {
          "container.apparmor.security.beta.kubernetes.io/airflowtask": "unconfined"}}}},
-     "an unconfined AppArmor profile is not allowed"),
+     "an unconfined AppArmor profile is not allowed", "AppArmor"),
     ("nfs-volume", _pod(volumes=[{"name": "share", "nfs": {"server": "10.0.0.1", "path": "/"}}]),
-     "spec.podTemplate.spec.volumes[share]: only configMap, csi"),
+     "spec.podTemplate.spec.volumes[share]: only configMap, csi", "volume types"),
 ]
 
 # (id, spec fields, what the refusal must say, the Role that admits it)
@@ -101,9 +115,9 @@ def _refusal(tenant: Kubectl, manifest: dict[str, Any]) -> str:
     return result.stderr
 
 
-@pytest.mark.parametrize(("case", "spec", "said"), POD_SECURITY, ids=[case[0] for case in POD_SECURITY])
+@pytest.mark.parametrize(("case", "spec", "said", "rule"), POD_SECURITY, ids=[case[0] for case in POD_SECURITY])
 def test_pod_security_is_refused_at_apply(
-    tenant: Kubectl, kubectl: Kubectl, namespace: str, case: str, spec: dict[str, Any], said: str
+    tenant: Kubectl, kubectl: Kubectl, namespace: str, case: str, spec: dict[str, Any], said: str, rule: str
 ) -> None:
     error = _refusal(tenant, airflow_task("escape", namespace, *BASH, {"bash_command": "cat /host/etc/shadow"},
                                           **spec))
@@ -175,21 +189,23 @@ def test_baseline_admits_root_but_still_refuses_hostpath(tenant: Kubectl, kubect
     wait_until(lambda: not _admitted(tenant, root), timeout=30, what="uid 0 refused again under restricted")
 
 
-@pytest.mark.parametrize(("case", "spec", "said"), POD_SECURITY[:5], ids=[case[0] for case in POD_SECURITY[:5]])
-def test_without_the_policy_the_operator_refuses_the_pod(
-    kubectl: Kubectl, operator: Any, namespace: str, policy: None, case: str, spec: dict[str, Any], said: str
+def test_without_the_policy_the_operator_refuses_every_pod_security_case(
+    kubectl: Kubectl, operator: Any, namespace: str, policy: None
 ) -> None:
-    """The binding deleted (an admin's mistake), the operator itself refuses to build the Pod: Failed/PodSecurity."""
+    """The binding deleted (an admin's mistake), the operator itself refuses to build each Pod: Failed/PodSecurity."""
+    names = [f"escape-{case.lower()}" for case, *_ in POD_SECURITY]
     kubectl("delete", "validatingadmissionpolicybinding", "airflowtask-admission")
     try:
         _until(kubectl, namespace, enforced=False)
-        kubectl.apply(airflow_task("escape", namespace, *BASH, {"bash_command": "cat /host/etc/shadow"}, **spec))
+        kubectl.apply(*(airflow_task(name, namespace, *BASH, {"bash_command": "cat /host/etc/shadow"}, **spec)
+                        for name, (_, spec, _, _) in zip(names, POD_SECURITY, strict=True)))
     finally:
         kubectl("apply", "-n", NAMESPACE, "-f", str(POLICY))
         _until(kubectl, namespace, enforced=True)
-    status = kubectl.wait_phase("escape", namespace, "Failed", timeout=120)["status"]
-    assert status["reason"] == "PodSecurity", status
-    assert 'is not allowed by Pod Security "restricted"' in status["message"], status["message"]
+    for name, (case, _, _, rule) in zip(names, POD_SECURITY, strict=True):
+        status = kubectl.wait_phase(name, namespace, "Failed", timeout=120)["status"]
+        assert status["reason"] == "PodSecurity", (case, status)
+        assert f'is not allowed by Pod Security "restricted" ({rule})' in status["message"], (case, status["message"])
     pods = kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.split()
     assert pods == [], f"a Pod was created: {pods}"
 

@@ -67,7 +67,8 @@ CASES: list[tuple[str, Any, str]] = [
         {"delta": {"__type": "callable", "__var": "os.system"}}), "callable"),
     ("unknown-key", lambda cmd: {**_deferred("airflow.providers.standard.triggers.temporal.DateTimeTrigger",
                                              {}), "command": cmd}, "command"),
-    ("not-a-phase", lambda cmd: {"phase": "Run", "reason": "Completed", "message": cmd}, "phase"),
+    ("not-a-phase", lambda cmd: {"phase": "Run", "reason": "Completed", "message": cmd, "retryable": False,
+                                 "result": None, "jobId": None, "state": {}, "deferral": None}, "phase"),
     ("not-json", lambda cmd: "{" + cmd, "not"),
 ]
 

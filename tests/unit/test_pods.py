@@ -224,6 +224,23 @@ def test_the_template_is_merged_over_the_default_and_ours_win() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_container_context_and_host_namespaces_reach_the_pod_for_pod_security_to_judge() -> None:
+    """Asked for, they are copied (never dropped in silence): the Pod Security check on the result refuses them."""
+    from airflowtask.pod_security import check_pod
+
+    template = {"spec": {"hostNetwork": True, "hostPID": True,
+                         "containerSecurityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}}
+    pod = _pod(_task(podTemplate=template))
+    assert (pod["spec"]["hostNetwork"], pod["spec"]["hostPID"]) == (True, True)
+    context = _container(pod)["securityContext"]
+    assert context["privileged"] is True and context["readOnlyRootFilesystem"] is True
+    refused = {violation.rule for violation in check_pod(pod, "baseline")}
+    assert {"host namespaces", "privileged", "capabilities"} <= refused
+    narrow = _pod(_task(podTemplate={"spec": {"containerSecurityContext": {
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}}))
+    assert check_pod(narrow, "restricted") == []
+
+
 def test_the_manifest_is_a_copy_of_the_template() -> None:
     task = _task(podTemplate=TEMPLATE)
     pod = _pod(task)
