@@ -124,6 +124,7 @@ def test_pod_security_is_refused_at_apply(
     assert said in error, error
     assert "ValidatingAdmissionPolicy 'airflowtask-admission'" in error
     assert not kubectl.exists(AFT, "escape", namespace)
+    print(f"| {case} | kubectl apply | {error.split('denied request: ')[-1].strip()} |")
 
 
 @pytest.mark.parametrize(("case", "spec", "said", "rights"), RIGHTS, ids=[case[0] for case in RIGHTS])
@@ -135,6 +136,7 @@ def test_what_the_creator_may_not_use_is_refused_until_granted(
     error = _refusal(tenant, manifest)
     assert f"creating this AirflowTask {said.format(ns=namespace)}" in error, error
     assert not kubectl.exists(AFT, "borrower", namespace)
+    print(f"| {case} | kubectl apply | {error.split('denied request: ')[-1].strip()} |")
     kubectl.apply(_role("borrow", namespace, rights))
     grant(kubectl, namespace, "borrow")
     wait_until(lambda: _admitted(tenant, manifest), timeout=30, what="admitted once granted")  # RBAC's cache lags
@@ -206,6 +208,7 @@ def test_without_the_policy_the_operator_refuses_every_pod_security_case(
         status = kubectl.wait_phase(name, namespace, "Failed", timeout=120)["status"]
         assert status["reason"] == "PodSecurity", (case, status)
         assert f'is not allowed by Pod Security "restricted" ({rule})' in status["message"], (case, status["message"])
+        print(f"| {case} | operator | {status['reason']}: {status['message']} |")
     pods = kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.split()
     assert pods == [], f"a Pod was created: {pods}"
 

@@ -97,6 +97,7 @@ def test_a_forged_outcome_ends_invalid_and_runs_nothing(
     assert named in status["message"], status["message"]
     time.sleep(2)  # anything the operator would run after it gave the verdict has had its chance
     _assert_no_canary(kubectl, operator, namespace, canary)
+    print(f"| {case} | {status['reason']} | {status['message']} | no Event, no file |")
 
 
 def test_a_forged_status_record_ends_invalid_and_runs_nothing(
