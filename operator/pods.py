@@ -107,13 +107,14 @@ def build_pod(
     """The Pod manifest of one step: ``spec.podTemplate`` merged over a hardened default (a new object).
 
     Ours win. The operator's labels replace the template's of the same key. The operator's variables
-    (``AIRFLOWTASK_WORK``, ``AIRFLOWTASK_ALLOWED_MODULES``, ``AIRFLOW_HOME``, ``HOME``, ``PYTHONUNBUFFERED``, then
-    ``extra_env`` over those, then one ``AIRFLOW_CONN_<ID>`` per ``spec.connections`` entry, from its Secret) come
-    first; a template env entry reusing one of their names is left out (the CRD rejects the fixed names at apply
-    time, so only ``extra_env`` names can meet one). The template's pod ``securityContext`` keys replace the
-    default's one by one; keys it does not name keep the default; ``containerSecurityContext`` does the same for the
-    container's. Host namespaces are copied as asked: Pod Security (:mod:`airflowtask.pod_security`, checked on the
-    result) refuses them, so that asking for one fails loudly instead of being dropped.
+    (``AIRFLOWTASK_WORK``, ``AIRFLOWTASK_ALLOWED_MODULES``, ``AIRFLOW_HOME``, ``HOME``, ``PYTHONUNBUFFERED``,
+    ``_AIRFLOW__AS_LIBRARY``, then ``extra_env`` over those, then one ``AIRFLOW_CONN_<ID>`` per
+    ``spec.connections`` entry, from its Secret) come first; a template env entry reusing one of their names is
+    left out (the CRD rejects the fixed names at apply time, so only ``extra_env`` names can meet one).
+    The template's pod ``securityContext`` keys replace the default's one by one; keys it does not name keep the
+    default; ``containerSecurityContext`` does the same for the container's. Host namespaces are copied as asked:
+    Pod Security (:mod:`airflowtask.pod_security`, checked on the result) refuses them, so that asking for one
+    fails loudly instead of being dropped.
     """
     template = task.pod_template.spec
     labels = {
@@ -168,6 +169,9 @@ def _env(
         "AIRFLOW_HOME": "/tmp/airflow",
         "HOME": "/tmp",
         "PYTHONUNBUFFERED": "1",
+        # `import airflow` skips settings.initialize() (ORM engine, secrets backends, plugins): a step has no database,
+        # and its connections come from AIRFLOW_CONN_*. A third of the worker's start (bench/bench_pod_overhead.py).
+        "_AIRFLOW__AS_LIBRARY": "1",
         **extra_env,
     }
     ours: dict[str, dict[str, Any]] = {name: {"name": name, "value": value} for name, value in values.items()}

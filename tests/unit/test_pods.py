@@ -110,7 +110,8 @@ def test_the_container_runs_the_worker_with_its_work_order() -> None:
     env = {name: item["value"] for name, item in _env(pod).items()}
     assert env == {
         "AIRFLOWTASK_WORK": json.dumps(WORK, separators=(",", ":")), "AIRFLOWTASK_ALLOWED_MODULES": ALLOWED,
-        "AIRFLOW_HOME": "/tmp/airflow", "HOME": "/tmp", "PYTHONUNBUFFERED": "1", "AIRFLOWTASK_LOG_LEVEL": "debug",
+        "AIRFLOW_HOME": "/tmp/airflow", "HOME": "/tmp", "PYTHONUNBUFFERED": "1", "_AIRFLOW__AS_LIBRARY": "1",
+        "AIRFLOWTASK_LOG_LEVEL": "debug",
     }
     assert json.loads(env["AIRFLOWTASK_WORK"]) == WORK
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
