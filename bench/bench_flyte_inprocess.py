@@ -1,6 +1,8 @@
 """The Flyte in-process face under load: N DateTimeSensorAsync tasks polled every 0.5 s with encode/decode.
 
-Run: ``.venv/bin/python -P bench/bench_flyte_inprocess.py [--n 5000] [--mixed] [--lead S] [--create-concurrency C]``
+Run: ``.venv/bin/python -P bench/bench_flyte_inprocess.py [--n 5000] [--mixed] [--lead S] [--create-concurrency C]``;
+the original side by side: ``.bench-venv/bin/python -P bench/bench_flyte_inprocess.py --original ...``
+(flytekitplugins-airflow 1.16.31 with the Airflow 2 it supports; ``hack/bench-venv.sh`` makes that venv).
 (Airflow's log lines go to stdout too: redirect it to a file and read the last two lines).
 
 It drives the ``AirflowConnector`` registered in flytekit's ``ConnectorRegistry`` exactly as flytekit's
@@ -35,8 +37,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-import airflowtask.connector_core.flyte  # noqa: F401  (registers the connector, as --modules does)
-from airflowtask.connector_core import AirflowMetadata
+if "--original" in sys.argv:  # flytekitplugins-airflow's connector (in .bench-venv), registered on import
+    from flytekitplugins.airflow.connector import AirflowMetadata
+else:  # ours (registers the connector, as --modules does)
+    import airflowtask.connector_core.flyte  # noqa: F401
+    from airflowtask.connector_core import AirflowMetadata
 from flyte_grpc import load_template
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.core.tasks_pb2 import TaskTemplate as TaskTemplateProto
@@ -86,10 +91,12 @@ async def ticker(lags: list[float], stop: asyncio.Event) -> None:
         lags.append(time.perf_counter() - before - TICK)
 
 
-async def flyte_task(connector: AsyncConnectorBase, template: TaskTemplateProto, creating: asyncio.Semaphore) -> float:
+async def flyte_task(connector: AsyncConnectorBase, template: TaskTemplateProto, creating: asyncio.Semaphore,
+                     created: list[int]) -> float:
     """CreateTask, then GetTask every 0.5 s as the connector service serves them; when SUCCEEDED (time.time())."""
     async with creating:
         meta = await connector.create(task_template=TaskTemplate.from_flyte_idl(template), inputs=None)
+    created[0] += 1
     blob = meta.encode()
     while True:
         found = await connector.get(resource_meta=AirflowMetadata.decode(blob))
@@ -123,9 +130,10 @@ async def measure(deferred: int, bash: int, lead: float, create_concurrency: int
     templates = [bash_template(f"bash-{i}", int(lead) + 5) for i in range(bash)]
     templates += [sensor_template(f"sensor-{i}", due) for i in range(deferred)]
     creating = asyncio.Semaphore(create_concurrency or len(templates))
-    tasks = [asyncio.create_task(flyte_task(connector, template, creating)) for template in templates]
-    engine = connector.engine
-    while engine.running_triggers < deferred and time.time() < due.timestamp():
+    returned = [0]
+    tasks = [asyncio.create_task(flyte_task(connector, template, creating, returned)) for template in templates]
+    engine = getattr(connector, "engine", None)  # the original has none: then wait for every CreateTask to return
+    while (engine.running_triggers if engine else returned[0] - bash) < deferred and time.time() < due.timestamp():
         await asyncio.sleep(0.05)
     created = time.time() - started
     ticks_while_creating = len(lags)
@@ -152,6 +160,8 @@ def main() -> None:
     parser.add_argument("--mixed", action="store_true", help=f"{MIXED_DEFERRED} deferred + {MIXED_BASH} Bash tasks")
     parser.add_argument("--lead", type=float, help="seconds from start to the due time (default 5 + n/250)")
     parser.add_argument("--create-concurrency", type=int, default=100, help="CreateTask calls in flight (default 100)")
+    parser.add_argument("--original", action="store_true",
+                        help="flytekitplugins-airflow's connector instead of ours (run with .bench-venv's python)")
     args = parser.parse_args()
     deferred, bash = (MIXED_DEFERRED, MIXED_BASH) if args.mixed else (args.n, 0)
     lead = args.lead if args.lead is not None else 5 + deferred / 250
