@@ -79,6 +79,10 @@ RIGHTS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
      'needs get on configmaps "settings" in {ns}', {"configmaps": ["settings"]}),
     ("claim", _pod(volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]),
      'needs get on persistentvolumeclaims "data" in {ns}', {"persistentvolumeclaims": ["data"]}),
+    ("ephemeral-volume", _pod(volumes=[{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}}]),
+     "needs create on persistentvolumeclaims in {ns} (for its ephemeral volume)",
+     {"create": ["persistentvolumeclaims"]}),
     ("serviceAccount", {"serviceAccountName": "etl-runner"},
      'needs use on serviceaccounts.airflowtask.dev "etl-runner" in {ns} (to run as that ServiceAccount)',
      {"use": ["etl-runner"]}),
@@ -102,7 +106,9 @@ def tenant(cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path, p
 
 def _role(name: str, namespace: str, rights: dict[str, list[str]]) -> dict[str, Any]:
     rules = [{"apiGroups": [""], "resources": [resource], "resourceNames": names, "verbs": ["get"]}
-             for resource, names in rights.items() if resource != "use"]
+             for resource, names in rights.items() if resource not in ("use", "create")]
+    if "create" in rights:
+        rules.append({"apiGroups": [""], "resources": rights["create"], "verbs": ["create"]})
     if "use" in rights:
         rules += use_service_account_role(name, namespace, *rights["use"])["rules"]
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
