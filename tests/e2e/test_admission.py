@@ -17,7 +17,16 @@ import pytest
 import yaml
 from airflowtask.controlplane import Kubectl as Cluster
 from airflowtask.install import MANIFESTS, NAMESPACE
-from kubetools import AFT, Kubectl, airflow_task, secret_reader_role, use_service_account_role, wait_until
+from kubetools import (
+    AFT,
+    Kubectl,
+    airflow_task,
+    role,
+    secret_reader_role,
+    use_service_account_role,
+    use_service_account_rule,
+    wait_until,
+)
 from tenants import as_tenant, grant
 
 BASH = ("airflow.providers.standard.operators.bash", "BashOperator")
@@ -105,14 +114,14 @@ def tenant(cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path, p
 
 
 def _role(name: str, namespace: str, rights: dict[str, list[str]]) -> dict[str, Any]:
+    """A Role of the ``rights`` a case asks for: get on named objects, ``create`` on resources, ``use``."""
     rules = [{"apiGroups": [""], "resources": [resource], "resourceNames": names, "verbs": ["get"]}
              for resource, names in rights.items() if resource not in ("use", "create")]
     if "create" in rights:
         rules.append({"apiGroups": [""], "resources": rights["create"], "verbs": ["create"]})
     if "use" in rights:
-        rules += use_service_account_role(name, namespace, *rights["use"])["rules"]
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": name, "namespace": namespace}, "rules": rules}
+        rules.append(use_service_account_rule(*rights["use"]))
+    return role(name, namespace, *rules)
 
 
 def _refusal(tenant: Kubectl, manifest: dict[str, Any]) -> str:

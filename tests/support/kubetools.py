@@ -95,22 +95,24 @@ def airflow_task(
     }
 
 
+def role(name: str, namespace: str, *rules: dict[str, Any]) -> dict[str, Any]:
+    """A Role of ``namespace`` with ``rules``."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": namespace}, "rules": list(rules)}
+
+
+def use_service_account_rule(*service_accounts: str) -> dict[str, Any]:
+    """``use`` on ``serviceaccounts.airflowtask.dev`` (what admission asks to run as them or mount their token)."""
+    return {"apiGroups": ["airflowtask.dev"], "resources": ["serviceaccounts"],
+            "resourceNames": list(service_accounts), "verbs": ["use"]}
+
+
 def use_service_account_role(name: str, namespace: str, *service_accounts: str) -> dict[str, Any]:
-    """A Role granting ``use`` on ``serviceaccounts.airflowtask.dev`` (what admission asks to run as them)."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": name, "namespace": namespace},
-        "rules": [{"apiGroups": ["airflowtask.dev"], "resources": ["serviceaccounts"],
-                   "resourceNames": list(service_accounts), "verbs": ["use"]}],
-    }
+    """A Role granting ``use`` on the named ServiceAccounts."""
+    return role(name, namespace, use_service_account_rule(*service_accounts))
 
 
 def secret_reader_role(name: str, namespace: str, *secrets: str) -> dict[str, Any]:
     """A Role granting ``get`` on the named Secrets."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": name, "namespace": namespace},
-        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": list(secrets), "verbs": ["get"]}],
-    }
+    return role(name, namespace,
+                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": list(secrets), "verbs": ["get"]})
