@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import hmac
 import json
@@ -35,6 +36,9 @@ from airflowtask.connector_core.model import Phase
 from airflowtask.connector_core.spec import AirflowObj
 
 VERSION = 1
+DECODED_KEPT = 20_000
+"""Distinct encoded metadata whose parse :meth:`AirflowMetadata.decode` keeps (the oldest is dropped first)."""
+_decoded: dict[bytes, AirflowMetadata] = {}
 _PHASES = frozenset(phase.value for phase in Phase)
 
 
@@ -128,7 +132,21 @@ class AirflowMetadata:
 
     @classmethod
     def decode(cls, data: bytes) -> AirflowMetadata:
-        """Parse encoded metadata; raise MetadataError for anything else (pickles included)."""
+        """Parse encoded metadata; raise MetadataError for anything else (pickles included).
+
+        Flyte sends a task's metadata with every GetTask, the same bytes until the task is created anew: the
+        last :data:`DECODED_KEPT` distinct ones are parsed once and then copied (see :func:`_copy`).
+        """
+        key = bytes(data)
+        if (known := _decoded.get(key)) is None:
+            known = cls._parse(key)
+            if len(_decoded) >= DECODED_KEPT:
+                del _decoded[next(iter(_decoded))]
+            _decoded[key] = known
+        return _copy(known)
+
+    @classmethod
+    def _parse(cls, data: bytes) -> AirflowMetadata:
         try:
             document = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -141,6 +159,21 @@ class AirflowMetadata:
             return _from_document(document)
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise MetadataError(f"invalid resource metadata: {exc}") from exc
+
+
+def _copy(meta: AirflowMetadata) -> AirflowMetadata:
+    """A copy whose fields and dicts (the engine updates some in place) are its own; the values in them are shared."""
+    fresh = copy.copy(meta)
+    fresh.airflow_operator = _copy_obj(meta.airflow_operator)
+    fresh.airflow_trigger = None if meta.airflow_trigger is None else _copy_obj(meta.airflow_trigger)
+    fresh.next_kwargs = None if meta.next_kwargs is None else dict(meta.next_kwargs)
+    fresh.outcome = None if meta.outcome is None else dict(meta.outcome)
+    fresh.operator_state = dict(meta.operator_state)
+    return fresh
+
+
+def _copy_obj(obj: AirflowObj) -> AirflowObj:
+    return AirflowObj(obj.module, obj.name, dict(obj.parameters))
 
 
 def _from_document(document: dict[str, Any]) -> AirflowMetadata:

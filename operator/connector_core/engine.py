@@ -53,6 +53,7 @@ from airflowtask.connector_core.outcomes import (
     result_of,
     step_verdict,
 )
+from airflowtask.connector_core.pacing import Pacer
 from airflowtask.connector_core.spec import AirflowObj
 from airflowtask.connector_core.triggerer import AlarmClock, Deferral, deferral_from, end_verdict, first_event
 from airflowtask.connector_core.workers import WorkerPool
@@ -66,6 +67,8 @@ INTERRUPTED_MESSAGE = (
     "an external job; retry if that is safe"
 )
 _SWEEP_INTERVAL = 10.0
+_STARTS_PER_ITERATION = 20
+"""Task starts the engine runs per event-loop iteration (each about 0.1 ms of the loop's time): see :mod:`.pacing`."""
 
 
 @dataclass
@@ -121,6 +124,8 @@ class Engine:
         self._busy_lock = threading.Lock()
         self._last_sweep = time.monotonic()
         self._clock: AlarmClock | None = None
+        self.pacer = Pacer(_STARTS_PER_ITERATION)
+        """Spreads a burst of creates over loop iterations; a front end takes its turn before its own start-up work."""
         secrets.install()
         logs.install()
         _tune_garbage_collector()
@@ -130,6 +135,7 @@ class Engine:
 
     async def create(self, obj: AirflowObj, *, task_id: str, run: RunInfo) -> tuple[AirflowMetadata, TaskState]:
         """Start a task; return once it finished, deferred, or after ``create_wait_seconds``."""
+        await self.pacer.turn()
         self._sweep()
         now = datetime.now(UTC)
         meta = AirflowMetadata(

@@ -49,6 +49,7 @@ class AirflowConnector(AsyncConnectorBase):
     async def create(
         self, task_template: TaskTemplate, inputs: LiteralMap | None = None, **kwargs: Any
     ) -> AirflowMetadata:
+        await self.engine.pacer.turn()
         run = RunInfo(run_id=_run_id(kwargs.get("task_execution_metadata")), logical_date=datetime.now(UTC))
         task_id = task_template.id.name or "airflow-task"
         try:

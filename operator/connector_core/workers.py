@@ -8,6 +8,13 @@ back through an :class:`_Outbox`; neither takes a lock a busy worker can hold. T
 (``loop.call_soon_threadsafe``, a write to its self-pipe) once per batch of outcomes, not once per job: each
 such write releases the worker's GIL, and getting it back under load costs another switch interval.
 
+Python runs one thread at a time, and the event loop gets no more of it than any busy worker: with eight
+workers building thousands of tasks, the loop runs a ninth of the time, falls behind the work it is given,
+and then runs one iteration of seconds. So the loop beats (every :data:`BEAT_SECONDS` while jobs are in
+flight), and a worker about to take a job first waits while the last beat is more than
+:data:`LOOP_BEHIND_SECONDS` old, at most :data:`MAX_YIELD_SECONDS` per job: a loop that falls behind gets
+the interpreter to itself until it catches up. A job already running is never paused.
+
 A pool of ``size`` threads all stuck in long calls (BashOperators running for minutes, say) would leave
 every other task waiting, even those whose work takes milliseconds. So while jobs wait and no job has
 ended for :data:`STALL_SECONDS`, the pool adds a thread, up to ``GROWTH`` times ``size``.
@@ -20,6 +27,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,6 +36,10 @@ T = TypeVar("T")
 
 STALL_SECONDS = 1.0
 GROWTH = 4
+BEAT_SECONDS = 0.005
+LOOP_BEHIND_SECONDS = 0.02
+MAX_YIELD_SECONDS = 0.1
+_YIELD_SLEEP = 0.001
 
 _Job = tuple["_Outbox", "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
 
@@ -65,6 +77,7 @@ class WorkerPool:
             self._stall_check = loop.call_later(STALL_SECONDS, self._unstall, loop)
         if self._outbox is None or self._outbox.loop is not loop:
             self._outbox = _Outbox(loop)
+        self._outbox.beat_while(self._has_work)
         self._jobs.put((self._outbox, future, context, work))
         return future
 
@@ -83,6 +96,9 @@ class WorkerPool:
         for _ in self._threads:
             self._jobs.put(None)
         self._threads.clear()
+
+    def _has_work(self) -> bool:
+        return self._in_flight > 0 and not self._closed
 
     def _done(self, future: asyncio.Future[Any]) -> None:
         self._in_flight -= 1
@@ -112,6 +128,7 @@ def _run_job(
     outbox: _Outbox, future: asyncio.Future[Any], context: contextvars.Context, work: Callable[[], Any]
 ) -> None:
     """In a worker thread: run one job and post its outcome."""
+    outbox.wait_for_loop()
     if future.cancelled():  # read from this thread: at worst the job runs and its outcome is dropped
         return
     try:
@@ -128,6 +145,31 @@ class _Outbox:
         self.loop = loop
         self._outcomes: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._delivery_due = False
+        self._last_beat = time.monotonic()
+        """When the loop last ran :meth:`_beat` (written on the loop, read by workers)."""
+        self._beating: Callable[[], bool] | None = None
+
+    def beat_while(self, busy: Callable[[], bool]) -> None:
+        """On the loop: beat every BEAT_SECONDS from now on, until ``busy()`` is false."""
+        if self._beating is None:
+            self._last_beat = time.monotonic()
+            self.loop.call_later(BEAT_SECONDS, self._beat)
+        self._beating = busy
+
+    def _beat(self) -> None:
+        self._last_beat = time.monotonic()
+        if self._beating is not None and self._beating():
+            self.loop.call_later(BEAT_SECONDS, self._beat)
+        else:
+            self._beating = None
+
+    def wait_for_loop(self) -> None:
+        """In a worker: while the loop is behind (last beat is old), yield the interpreter to it, a while at most."""
+        deadline = time.monotonic() + MAX_YIELD_SECONDS
+        while self._beating is not None and (now := time.monotonic()) - self._last_beat > LOOP_BEHIND_SECONDS:
+            if now > deadline:
+                return
+            time.sleep(_YIELD_SLEEP)
 
     def post(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
         """From any thread; wakes the loop unless a delivery is already due (which will take this one too)."""

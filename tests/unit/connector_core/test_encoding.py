@@ -108,3 +108,28 @@ def test_sealed_state_is_bound_to_its_task_and_key() -> None:
         sealed.open(b"another key", "abc")
     with pytest.raises(SignatureError, match="no signing key"):
         sealed.open(None, "abc")
+
+
+def test_decoding_the_same_bytes_again_gives_an_equal_metadata_of_its_own() -> None:
+    data = full_metadata().encode()
+    first = AirflowMetadata.decode(data)
+    first.operator_state["job_id"] = "changed"
+    first.airflow_operator.parameters["extra"] = 1
+    assert first.next_kwargs is not None
+    first.next_kwargs["attempt"] = 3
+    first.job_id = "changed"
+    again = AirflowMetadata.decode(data)
+    assert again == full_metadata()
+    assert again is not first
+
+
+def test_the_decoded_parses_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflowtask.connector_core import encoding
+
+    monkeypatch.setattr(encoding, "DECODED_KEPT", 3)
+    monkeypatch.setattr(encoding, "_decoded", {})
+    for key in "abcde":
+        meta = full_metadata()
+        meta.task_key = key
+        assert AirflowMetadata.decode(meta.encode()).task_key == key
+    assert len(encoding._decoded) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 
 import pytest
 from airflowtask.connector_core.workers import STALL_SECONDS, WorkerPool
@@ -103,3 +104,35 @@ def test_a_thread_is_added_while_all_are_stuck_in_long_calls() -> None:
     assert (quick, stuck) == ("test-worker_1", True)
     assert STALL_SECONDS <= waited < STALL_SECONDS + 1
     pool.close()
+
+
+def run_while_the_loop_is_blocked(monkeypatch: pytest.MonkeyPatch, max_yield: float) -> tuple[float, float, float]:
+    """Hold the loop for 0.3 s while the one worker ends a 0.1 s job: (block start, block end, next job's start)."""
+    from airflowtask.connector_core import workers
+
+    monkeypatch.setattr(workers, "MAX_YIELD_SECONDS", max_yield)
+    pool = WorkerPool(1, "test-worker")
+
+    async def scenario() -> tuple[float, float, float]:
+        first = pool.run(lambda: time.sleep(0.1), contextvars.copy_context())
+        job = pool.run(time.monotonic, contextvars.copy_context())
+        blocked = time.monotonic()
+        time.sleep(0.3)  # the loop, busy: no beat
+        resumed = time.monotonic()
+        await first
+        return blocked, resumed, await job
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        pool.close()
+
+
+def test_a_worker_waits_for_a_loop_that_is_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, resumed, started = run_while_the_loop_is_blocked(monkeypatch, max_yield=10.0)
+    assert started >= resumed
+
+
+def test_a_worker_waits_for_the_loop_a_while_at_most(monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked, resumed, started = run_while_the_loop_is_blocked(monkeypatch, max_yield=0.0)
+    assert blocked <= started < resumed
