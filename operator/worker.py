@@ -352,8 +352,10 @@ class Worker:
     """Runs one work order; SIGTERM while the step runs calls ``on_kill()`` and ends the step Cancelled, SIGINT,
     SIGHUP or any other BaseException out of the step calls it and ends the step Interrupted."""
 
-    def __init__(self, order: WorkOrder, allowed_modules: tuple[str, ...]) -> None:
+    def __init__(self, order: WorkOrder, allowed_modules: tuple[str, ...], host: str = "the Pod") -> None:
         self.order = order
+        self.host = host
+        """What SIGTERM stops, as the Cancelled message names it."""
         self.loader = Loader(Allowlist(allowed_modules), reschedule_sensors=False)
         self.xcoms: dict[str, Any] = {}
         self.prepared: Prepared | None = None
@@ -371,7 +373,7 @@ class Worker:
             with self._interruptible():
                 outcome = self._step()
         except _Terminated:
-            message = f"the Pod was terminated (SIGTERM) during the {self.order.step} step; {self.kill_note}"
+            message = f"{self.host} was terminated (SIGTERM) during the {self.order.step} step; {self.kill_note}"
             return Outcome(FAILED, Reason.CANCELLED, message, job_id=self._job_id())
         except BaseException as exc:  # SIGINT, SIGHUP, KeyboardInterrupt, SystemExit, GeneratorExit...
             return self._interrupted(exc)
@@ -546,8 +548,9 @@ def _env_connections() -> dict[str, str]:
     return {name[len(prefix) :].lower(): value for name, value in os.environ.items() if name.startswith(prefix)}
 
 
-def run(environ: Mapping[str, str]) -> Outcome:
-    """Read the work order and run its step; SIGTERM, SIGINT and SIGHUP are handled from here on."""
+def run(environ: Mapping[str, str], host: str = "the Pod") -> Outcome:
+    """Read the work order and run its step in ``host`` (as messages name it); SIGTERM, SIGINT and SIGHUP are
+    handled from here on."""
     try:
         order = parse_work_order(environ.get(WORK_ENV))
     except WorkOrderError as exc:
@@ -555,7 +558,7 @@ def run(environ: Mapping[str, str]) -> Outcome:
         return Outcome(FAILED, exc.reason, str(exc), retryable=False)
     except BaseException as exc:  # KeyboardInterrupt before the handlers are installed
         return Outcome(FAILED, Reason.INTERRUPTED, f"the worker was interrupted by {type(exc).__name__}")
-    worker = Worker(order, allowed_modules_from_env(environ))
+    worker = Worker(order, allowed_modules_from_env(environ), host)
     signal.signal(signal.SIGTERM, worker.on_sigterm)
     for signum in INTERRUPTING_SIGNALS:
         signal.signal(signum, worker.on_interrupt)

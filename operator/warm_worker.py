@@ -1,0 +1,379 @@
+"""A warm worker: one Pod of a WarmPool, running many steps, each in a fresh child forked from a warm interpreter.
+
+Run as ``python -m airflowtask.warm_worker``. It imports Airflow (and the modules in ``AIRFLOWTASK_WARM_IMPORTS``)
+once, then serves :mod:`airflowtask.channel` requests; each step is :func:`airflowtask.worker.run` in its own
+forked child, so a step gets the cold worker's outcome contract (``on_kill`` on SIGTERM, ``execution_timeout``)
+in a few milliseconds instead of a Pod's start.
+
+A child, before any task code runs, becomes its own process group, is made non-dumpable (no other process of
+the Pod, a sibling step included, can read its memory or ``/proc`` files), raises its own OOM score (the kernel
+kills the largest step, not the worker), drops the pool's key from its memory and works in a fresh private
+directory removed after it. When it ends, what it left running is killed: its process group at once, and the
+processes that left the group (the worker is their subreaper) when they carry the step's mark in their environment,
+or else as soon as no step runs. Its output goes to
+the worker's stdout with ``<namespace>/<name> <step> | `` before each line (``kubectl logs`` of the worker Pod),
+and the last lines are kept for the step's status.
+
+Environment: ``AIRFLOWTASK_POOL_KEY`` (hex; removed from the environment at start), ``AIRFLOWTASK_WARM_PORT``
+(default 8790), ``AIRFLOWTASK_WARM_SLOTS`` (steps at once, default 8), ``AIRFLOWTASK_WARM_IMPORTS`` (comma
+separated modules imported at start; the operator's setting, never the tenant's), plus what a cold worker reads.
+
+Requests (``id`` is the caller's name for a step; every answer carries ``state``):
+
+- ``{"op": "start", "id", "order": <work order object>}``: runs the step unless ``id`` is known (then it is
+  reported as it stands: a step never runs twice); ``{"state": "busy"}`` when every slot is taken.
+- ``{"op": "status", "id", "wait": <seconds>}``: ``unknown``, ``running``, or ``done`` with ``outcome`` (the
+  termination log's text, or null), ``exitCode``/``signal`` and ``log`` (the last lines). With ``wait``, the answer
+  waits until the step is done, at most that long (and at most MAX_WAIT_SECONDS).
+- ``{"op": "cancel", "id"}``: SIGTERM to a running step (it calls ``on_kill()`` and ends Cancelled).
+- ``{"op": "forget", "id"}``: drop a finished step's record. ``{"op": "ping"}``: ``ready`` and ``running``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import importlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflowtask import channel, worker
+from airflowtask.connector_core.context import new_dag
+
+log = logging.getLogger("airflowtask.warm_worker")
+
+KEY_ENV = "AIRFLOWTASK_POOL_KEY"
+PORT_ENV = "AIRFLOWTASK_WARM_PORT"
+SLOTS_ENV = "AIRFLOWTASK_WARM_SLOTS"
+IMPORTS_ENV = "AIRFLOWTASK_WARM_IMPORTS"
+DEFAULT_PORT = 8790
+DEFAULT_SLOTS = 8
+LOG_LINES = 200
+"""Lines of a step's output kept for its status."""
+KEEP_SECONDS = 3600.0
+"""How long a finished step's record is kept when nobody forgets it."""
+MAX_WAIT_SECONDS = 60.0
+CHILD_OOM_SCORE_ADJ = 500
+STEP_ENV = "AIRFLOWTASK_STEP_ID"
+"""Set in a step's environment, so that what it leaves running can be told apart."""
+SWEEP_SECONDS = 5.0
+_PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass
+class Step:
+    """One step's child process and what it left."""
+
+    id: str
+    label: str
+    pid: int
+    output: int
+    directory: Path
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    pending: bytes = b""
+    exit_code: int | None = None
+    signal: str | None = None
+    outcome: str | None = None
+    ended: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def answer(self) -> dict[str, Any]:
+        if self.ended is None:
+            return {"state": "running", "id": self.id, "pid": self.pid}
+        return {"state": "done", "id": self.id, "pid": self.pid, "exitCode": self.exit_code, "signal": self.signal,
+                "outcome": self.outcome, "log": list(self.log)}
+
+
+class WarmWorker:
+    """Serves the channel; forks one child per step (from the event loop's thread, the only thread)."""
+
+    def __init__(self, key: bytes | bytearray, slots: int = DEFAULT_SLOTS, workdir: Path | None = None) -> None:
+        self._key = bytearray(key)
+        self.slots = slots
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="airflowtask-warm-"))
+        self.workdir.chmod(0o700)
+        self.steps: dict[str, Step] = {}
+
+    @property
+    def running(self) -> int:
+        return sum(step.ended is None for step in self.steps.values())
+
+    async def serve(self, port: int, host: str = "0.0.0.0") -> asyncio.Server:
+        return await asyncio.start_server(self._serve_one, host, port, limit=channel.LINE_LIMIT)
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            answer = await self.handle(line)
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, ValueError, asyncio.LimitOverrunError) as exc:
+            log.warning("dropped a connection: %s", exc)
+        finally:
+            writer.close()
+
+    async def handle(self, line: bytes) -> dict[str, Any]:
+        """The answer to one request line."""
+        try:
+            request = channel.verify(self._key, line)
+        except channel.ChannelError as exc:
+            log.warning("refused a request: %s", exc)
+            return {"error": str(exc)}
+        self._prune()
+        op, step_id = request.get("op"), request.get("id")
+        if op == "ping":
+            return {"state": "ready", "running": self.running}
+        if not isinstance(step_id, str) or not step_id:
+            return {"error": f"{op!r} needs a step id (a non-empty string)"}
+        step = self.steps.get(step_id)
+        if op == "start":
+            if step is not None:
+                return step.answer()
+            if not isinstance(request.get("order"), dict):
+                return {"error": "start needs the work order (a JSON object) in order"}
+            if self.running >= self.slots:
+                return {"state": "busy", "id": step_id}
+            return self._start(step_id, request["order"]).answer()
+        if step is None:
+            return {"state": "unknown", "id": step_id}
+        if op == "status":
+            wait = request.get("wait", 0)
+            if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(step.done.wait(), min(wait, MAX_WAIT_SECONDS))
+            return step.answer()
+        if op == "cancel":
+            if step.ended is None:
+                log.info("%s: cancelled, sending SIGTERM", step.label)
+                os.kill(step.pid, signal.SIGTERM)
+            return step.answer()
+        if op == "forget":
+            if step.ended is not None:
+                del self.steps[step_id]
+                return {"state": "unknown", "id": step_id}
+            return step.answer()
+        return {"error": f"unknown op {op!r} (known: ping, start, status, cancel, forget)"}
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for step_id in [i for i, s in self.steps.items() if s.ended is not None and now - s.ended > KEEP_SECONDS]:
+            del self.steps[step_id]
+
+    # ---- a step's child ---------------------------------------------------------------------------------------
+
+    def _start(self, step_id: str, order: dict[str, Any]) -> Step:
+        task = order.get("task") if isinstance(order.get("task"), dict) else {}
+        where = "/".join(str(part) for part in (task.get("namespace"), task.get("name")) if part)
+        label = f"{where or '?'} {order.get('step', '?')}"
+        directory = Path(tempfile.mkdtemp(prefix="step-", dir=self.workdir))
+        read_end, write_end = os.pipe()
+        if threading.active_count() > 1:
+            log.warning("forking with %d threads alive", threading.active_count())
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            _run_child(step_id, json.dumps(order), directory, write_end, self._key)
+        os.close(write_end)
+        os.set_blocking(read_end, False)
+        step = Step(step_id, label, pid, read_end, directory)
+        self.steps[step_id] = step
+        loop = asyncio.get_running_loop()
+        loop.add_reader(read_end, self._read_output, step)
+        pidfd = os.pidfd_open(pid)
+        loop.add_reader(pidfd, self._on_exit, step, pidfd)
+        log.info("%s: started as process %d (step %s)", label, pid, step_id)
+        return step
+
+    def _read_output(self, step: Step) -> bool:
+        """Copy what the child wrote to stdout, each line labelled; False when nothing more is there now."""
+        try:
+            data = os.read(step.output, 65536)
+        except BlockingIOError:
+            return False
+        if not data:
+            asyncio.get_running_loop().remove_reader(step.output)
+            return False
+        *lines, step.pending = (step.pending + data).split(b"\n")
+        for line in lines:
+            self._emit(step, line)
+        return True
+
+    def _emit(self, step: Step, line: bytes) -> None:
+        text = line.decode(errors="replace")
+        step.log.append(text)
+        sys.stdout.write(f"{step.label} | {text}\n")
+
+    def _on_exit(self, step: Step, pidfd: int) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(pidfd)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(step.pid, signal.SIGKILL)  # what the step left running (the child is a zombie: no reuse)
+        os.close(pidfd)
+        _, status = os.waitpid(step.pid, 0)
+        while self._read_output(step):  # what is left in the pipe (not waiting for anything the kill missed)
+            pass
+        if step.pending:
+            self._emit(step, step.pending)
+        loop.remove_reader(step.output)
+        os.close(step.output)
+        if os.WIFSIGNALED(status):
+            step.signal = signal.Signals(os.WTERMSIG(status)).name
+        else:
+            step.exit_code = os.WEXITSTATUS(status)
+        outcome = step.directory / "outcome.json"
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            step.outcome = outcome.read_bytes()[: worker.OUTCOME_LIMIT].decode()
+        shutil.rmtree(step.directory, ignore_errors=True)
+        step.ended = time.monotonic()
+        step.done.set()
+        how = f"signal {step.signal}" if step.signal else f"exit code {step.exit_code}"
+        log.info("%s: ended (%s)", step.label, how)
+        sys.stdout.flush()
+        self.sweep(step.id)
+
+    def sweep(self, ended: str | None = None) -> None:
+        """Reap what was left to this process (a subreaper) and kill what a step left running: the processes
+        marked with step ``ended``, and every one when no step runs (an unmarked process cannot be told apart)."""
+        steps = {step.pid for step in self.steps.values() if step.ended is None}
+        for pid, state in _orphans():
+            if pid in steps:
+                continue
+            if state == "Z":
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            elif not steps or (ended is not None and _step_of(pid) == ended):
+                log.info("killing process %d, left running by %s", pid, f"step {ended}" if ended else "a step")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    async def sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            self.sweep()
+
+
+def _run_child(step_id: str, order: str, directory: Path, output: int, key: bytearray) -> None:
+    """In the forked child: isolate, run the step, write its outcome, exit (never returns)."""
+    code = 1
+    try:
+        key[:] = bytes(len(key))
+        asyncio.events._set_running_loop(None)  # the parent's loop is not this process's
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        os.setsid()
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        with contextlib.suppress(OSError):
+            Path("/proc/self/oom_score_adj").write_text(str(CHILD_OOM_SCORE_ADJ))
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.chdir(directory)
+        environ = dict(os.environ, TMPDIR=str(directory), **{worker.WORK_ENV: order})
+        os.environ.update(TMPDIR=str(directory), **{STEP_ENV: step_id})
+        code = worker.report(worker.run(environ, host="the step's process"), str(directory / "outcome.json"))
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _orphans() -> Iterator[tuple[int, str]]:
+    """(pid, state) of this process's children (what it forked, and what was left to it as a subreaper)."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == me:
+            yield int(entry), state
+
+
+def _step_of(pid: int) -> str | None:
+    """The step a process was started by (from its environment; None when it cannot be read)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = STEP_ENV.encode() + b"="
+    for item in environ.split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix):].decode(errors="replace")
+    return None
+
+
+def _warm_imports(names: str) -> None:
+    for name in filter(None, (part.strip() for part in names.split(","))):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # a missing provider makes its steps cold, nothing worse
+            log.warning("cannot import %s ahead of steps: %s", name, exc)
+
+
+DEFAULT_IMPORTS = ",".join((
+    "airflow.providers.standard.operators.empty",
+    "airflow.providers.standard.operators.bash",
+    "airflow.providers.standard.operators.python",
+    "airflow.providers.standard.sensors.time_delta",
+    "airflow.providers.standard.sensors.date_time",
+    "airflow.providers.standard.sensors.filesystem",
+))
+
+
+async def _serve(warm: WarmWorker, port: int) -> None:
+    server = await warm.serve(port)
+    sweeper = asyncio.create_task(warm.sweep_forever())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("warm worker ready on port %d, %d slots", port, warm.slots)
+    sys.stdout.flush()
+    async with server:
+        await stop.wait()
+    sweeper.cancel()
+    for step in warm.steps.values():
+        if step.ended is None:
+            os.kill(step.pid, signal.SIGTERM)
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    )
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    key = bytearray.fromhex(os.environ.pop(KEY_ENV, ""))
+    if len(key) < 16:
+        log.error("%s must hold the pool's key (at least 16 bytes, hex)", KEY_ENV)
+        return 2
+    _warm_imports(os.environ.get(IMPORTS_ENV, DEFAULT_IMPORTS))
+    new_dag()  # a task's DAG imports its timetable modules on first use
+    gc.collect()
+    gc.freeze()  # the warm heap stays shared with the children (no copy-on-write from the collector)
+    warm = WarmWorker(key, int(os.environ.get(SLOTS_ENV, DEFAULT_SLOTS)))
+    asyncio.run(_serve(warm, int(os.environ.get(PORT_ENV, DEFAULT_PORT))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
