@@ -367,7 +367,7 @@ def main() -> int:
         log.error("%s must hold the pool's key (at least 16 bytes, hex)", KEY_ENV)
         return 2
     _warm_imports(os.environ.get(IMPORTS_ENV, DEFAULT_IMPORTS))
-    new_dag()  # a task's DAG imports its timetable modules on first use
+    new_dag().get_template_env()  # a task's DAG imports its timetable and template modules on first use
     gc.collect()
     gc.freeze()  # the warm heap stays shared with the children (no copy-on-write from the collector)
     warm = WarmWorker(key, int(os.environ.get(SLOTS_ENV, DEFAULT_SLOTS)))
