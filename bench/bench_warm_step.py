@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import socket
 import statistics
@@ -86,7 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
         env |= {"AIRFLOW_HOME": f"{tmp}/airflow", "HOME": tmp, "_AIRFLOW__AS_LIBRARY": "1",
-                "AIRFLOWTASK_POOL_KEY": key.hex(), "AIRFLOWTASK_WARM_PORT": str(port),
+                "AIRFLOWTASK_POOL_KEY_SHA256": hashlib.sha256(key).hexdigest(), "AIRFLOWTASK_WARM_PORT": str(port),
                 "AIRFLOWTASK_WARM_SLOTS": str(args.slots), "AIRFLOWTASK_ALLOWED_MODULES": "airflow.providers.*"}
         started = time.perf_counter()
         worker = subprocess.Popen([sys.executable, "-P", "-m", "airflowtask.warm_worker"], env=env,
@@ -95,7 +96,7 @@ def main() -> None:
         try:
             while True:
                 try:
-                    asyncio.run(driver.call({"op": "ping"}))
+                    asyncio.run(channel.unlock("127.0.0.1", port, key))
                     break
                 except OSError:
                     time.sleep(0.02)

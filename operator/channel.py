@@ -1,12 +1,13 @@
 """The channel on which the operator hands steps to a warm worker: one signed JSON request, one JSON answer.
 
-A request is one line of JSON: ``{"op": ..., <fields>, "ts": <Unix seconds>, "mac": <hex>}``, where ``mac`` is
-HMAC-SHA256 under the pool's key of the request's canonical JSON without ``mac``. A worker refuses a request whose
-``mac`` does not match or whose ``ts`` is more than :data:`MAX_SKEW_SECONDS` from its clock, and answers it with
-``{"error": ...}``. Only the operator and the pool's own Pods hold a pool's key, so another pool's steps (or any
-other Pod on the network) can neither submit, read nor cancel a pool's steps. Every operation is idempotent (a
-step is named by the caller), so a replayed request changes nothing; the answer is not signed: the operator
-believes nothing a worker says without checking it (:mod:`airflowtask.reports`).
+A worker starts locked: its Pod's spec holds only the SHA-256 of the pool's key, and the operator hands it the key
+once (:func:`unlock`). A request is then one line of JSON: ``{"op": ..., <fields>, "ts": <Unix seconds>, "mac":
+<hex>}``, where ``mac`` is HMAC-SHA256 under the pool's key of the request's canonical JSON without ``mac``. A worker
+refuses a request whose ``mac`` does not match or whose ``ts`` is more than :data:`MAX_SKEW_SECONDS` from its clock,
+and answers it with ``{"error": ...}``. Only the operator (and the pool's own steps) hold a pool's key, so another
+pool's steps, a reader of Pod specs or any other Pod on the network can neither submit, read nor cancel a pool's
+steps. Every operation is idempotent (a step is named by the caller), so a replayed request changes nothing; the
+answer is not signed: the operator believes nothing a worker says without checking it (:mod:`airflowtask.reports`).
 
 This module is shared by both ends and imports neither Airflow nor Kubernetes.
 """
@@ -71,9 +72,29 @@ async def call(host: str, port: int, key: bytes | bytearray, request: dict[str, 
             line = await reader.readline()
         finally:
             writer.close()
+    return _answer(host, port, line)
+
+
+def _answer(host: str, port: int, line: bytes) -> Any:
     if not line:
         raise ChannelError(f"the worker at {host}:{port} closed the connection without an answer")
-    answer = json.loads(line)
+    try:
+        answer = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ChannelError(f"the worker at {host}:{port} answered with something that is not JSON: {exc}") from exc
     if isinstance(answer, dict) and "error" in answer:
         raise ChannelError(f"the worker at {host}:{port} refused the request: {answer['error']}")
     return answer
+
+
+async def unlock(host: str, port: int, key: bytes | bytearray, timeout: float = 10.0) -> Any:
+    """Hand a locked worker its pool's key (it checks the key's SHA-256 against the one in its Pod's spec)."""
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port, limit=LINE_LIMIT)
+        try:
+            writer.write(json.dumps({"op": "unlock", "key": bytes(key).hex()}).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+        finally:
+            writer.close()
+    return _answer(host, port, line)

@@ -14,9 +14,10 @@ or else as soon as no step runs. Its output goes to
 the worker's stdout with ``<namespace>/<name> <step> | `` before each line (``kubectl logs`` of the worker Pod),
 and the last lines are kept for the step's status.
 
-Environment: ``AIRFLOWTASK_POOL_KEY`` (hex; removed from the environment at start), ``AIRFLOWTASK_WARM_PORT``
-(default 8790), ``AIRFLOWTASK_WARM_SLOTS`` (steps at once, default 8), ``AIRFLOWTASK_WARM_IMPORTS`` (comma
-separated modules imported at start; the operator's setting, never the tenant's), plus what a cold worker reads.
+Environment: ``AIRFLOWTASK_POOL_KEY_SHA256`` (the SHA-256 of the pool's key: the worker starts locked and learns
+the key from the first ``unlock`` that carries it), ``AIRFLOWTASK_WARM_PORT`` (default 8790),
+``AIRFLOWTASK_WARM_SLOTS`` (steps at once, default 8), ``AIRFLOWTASK_WARM_IMPORTS`` (comma separated modules
+imported at start; the operator's setting, never the tenant's), plus what a cold worker reads.
 
 Requests (``id`` is the caller's name for a step; every answer carries ``state``):
 
@@ -26,7 +27,11 @@ Requests (``id`` is the caller's name for a step; every answer carries ``state``
   termination log's text, or null), ``exitCode``/``signal`` and ``log`` (the last lines). With ``wait``, the answer
   waits until the step is done, at most that long (and at most MAX_WAIT_SECONDS).
 - ``{"op": "cancel", "id"}``: SIGTERM to a running step (it calls ``on_kill()`` and ends Cancelled).
-- ``{"op": "forget", "id"}``: drop a finished step's record. ``{"op": "ping"}``: ``ready`` and ``running``.
+- ``{"op": "forget", "id"}``: drop a finished step's record.
+- ``{"op": "unlock", "key": <hex>}`` (unsigned, once), ``{"op": "ping"}``: ``ready`` or ``retired``, with
+  ``running``, ``slots`` and ``idleSeconds``. ``{"op": "retire"}``: an idle worker takes no more steps and exits
+  (a busy one says so and goes on). A worker also retires itself when a step leaves a process running outside its
+  process group; a retired worker answers ``start`` with ``retired``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import hashlib
+import hmac
 import importlib
 import json
 import logging
@@ -56,7 +63,7 @@ from airflowtask.connector_core.context import new_dag
 
 log = logging.getLogger("airflowtask.warm_worker")
 
-KEY_ENV = "AIRFLOWTASK_POOL_KEY"
+KEY_SHA256_ENV = "AIRFLOWTASK_POOL_KEY_SHA256"
 PORT_ENV = "AIRFLOWTASK_WARM_PORT"
 SLOTS_ENV = "AIRFLOWTASK_WARM_SLOTS"
 IMPORTS_ENV = "AIRFLOWTASK_WARM_IMPORTS"
@@ -71,6 +78,8 @@ CHILD_OOM_SCORE_ADJ = 500
 STEP_ENV = "AIRFLOWTASK_STEP_ID"
 """Set in a step's environment, so that what it leaves running can be told apart."""
 SWEEP_SECONDS = 5.0
+STOP_SECONDS = 20.0
+"""How long a stopping worker waits for its steps' on_kill."""
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -100,18 +109,32 @@ class Step:
 
 
 class WarmWorker:
-    """Serves the channel; forks one child per step (from the event loop's thread, the only thread)."""
+    """Serves the channel; forks one child per step (from the event loop's thread, the only thread).
 
-    def __init__(self, key: bytes | bytearray, slots: int = DEFAULT_SLOTS, workdir: Path | None = None) -> None:
-        self._key = bytearray(key)
+    It starts locked: it knows only the SHA-256 of its pool's key (the Pod's spec may be read by anyone allowed to
+    read Pods, the key must not be), and learns the key from the first ``unlock`` that carries a key of that hash.
+    """
+
+    def __init__(self, key_sha256: str, slots: int = DEFAULT_SLOTS, workdir: Path | None = None) -> None:
+        self.key_sha256 = key_sha256.lower()
+        self._key = bytearray()
         self.slots = slots
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="airflowtask-warm-"))
         self.workdir.chmod(0o700)
         self.steps: dict[str, Step] = {}
+        self.retired = ""
+        """Why this worker takes no more steps (empty while it does); it exits when its last step ends."""
+        self.last_step = time.monotonic()
+        self.stopped = asyncio.Event()
 
     @property
     def running(self) -> int:
         return sum(step.ended is None for step in self.steps.values())
+
+    def state(self) -> dict[str, Any]:
+        idle = 0.0 if self.running else time.monotonic() - self.last_step
+        return {"state": "retired" if self.retired else "ready", "running": self.running, "slots": self.slots,
+                "idleSeconds": round(idle, 3), "retired": self.retired}
 
     async def serve(self, port: int, host: str = "0.0.0.0") -> asyncio.Server:
         return await asyncio.start_server(self._serve_one, host, port, limit=channel.LINE_LIMIT)
@@ -129,6 +152,8 @@ class WarmWorker:
 
     async def handle(self, line: bytes) -> dict[str, Any]:
         """The answer to one request line."""
+        if not self._key:
+            return self._unlock(line)
         try:
             request = channel.verify(self._key, line)
         except channel.ChannelError as exc:
@@ -136,19 +161,17 @@ class WarmWorker:
             return {"error": str(exc)}
         self._prune()
         op, step_id = request.get("op"), request.get("id")
-        if op == "ping":
-            return {"state": "ready", "running": self.running}
+        if op in ("ping", "unlock"):
+            return self.state()
+        if op == "retire":
+            if not self.running and not self.retired:
+                self._retire("the operator retired it (idle)")
+            return self.state()
         if not isinstance(step_id, str) or not step_id:
             return {"error": f"{op!r} needs a step id (a non-empty string)"}
-        step = self.steps.get(step_id)
         if op == "start":
-            if step is not None:
-                return step.answer()
-            if not isinstance(request.get("order"), dict):
-                return {"error": "start needs the work order (a JSON object) in order"}
-            if self.running >= self.slots:
-                return {"state": "busy", "id": step_id}
-            return self._start(step_id, request["order"]).answer()
+            return self._start_once(step_id, request.get("order"))
+        step = self.steps.get(step_id)
         if step is None:
             return {"state": "unknown", "id": step_id}
         if op == "status":
@@ -167,7 +190,41 @@ class WarmWorker:
                 del self.steps[step_id]
                 return {"state": "unknown", "id": step_id}
             return step.answer()
-        return {"error": f"unknown op {op!r} (known: ping, start, status, cancel, forget)"}
+        return {"error": f"unknown op {op!r} (known: unlock, ping, start, status, cancel, forget, retire)"}
+
+    def _unlock(self, line: bytes) -> dict[str, Any]:
+        """Learn the pool's key from an ``unlock`` request carrying a key of the expected hash."""
+        try:
+            request = json.loads(line)
+            key = bytearray.fromhex(request["key"]) if request.get("op") == "unlock" else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            key = None
+        if key is None:
+            return {"error": "this worker is locked: unlock it with its pool's key first"}
+        if not hmac.compare_digest(hashlib.sha256(key).hexdigest(), self.key_sha256):
+            log.warning("refused an unlock with a key that is not this pool's")
+            return {"error": "that is not this pool's key"}
+        self._key = key
+        log.info("unlocked with the pool's key")
+        return self.state()
+
+    def _start_once(self, step_id: str, order: Any) -> dict[str, Any]:
+        """Start the step unless it is known (then say how it stands: a step never runs twice)."""
+        if (step := self.steps.get(step_id)) is not None:
+            return step.answer()
+        if not isinstance(order, dict):
+            return {"error": "start needs the work order (a JSON object) in order"}
+        if self.retired:
+            return {"state": "retired", "id": step_id, "retired": self.retired}
+        if self.running >= self.slots:
+            return {"state": "busy", "id": step_id}
+        return self._start(step_id, order).answer()
+
+    def _retire(self, why: str) -> None:
+        log.warning("retiring: %s", why)
+        self.retired = why
+        if not self.running:
+            self.stopped.set()
 
     def _prune(self) -> None:
         now = time.monotonic()
@@ -239,7 +296,7 @@ class WarmWorker:
         with contextlib.suppress(OSError, UnicodeDecodeError):
             step.outcome = outcome.read_bytes()[: worker.OUTCOME_LIMIT].decode()
         shutil.rmtree(step.directory, ignore_errors=True)
-        step.ended = time.monotonic()
+        step.ended = self.last_step = time.monotonic()
         step.done.set()
         how = f"signal {step.signal}" if step.signal else f"exit code {step.exit_code}"
         log.info("%s: ended (%s)", step.label, how)
@@ -247,8 +304,9 @@ class WarmWorker:
         self.sweep(step.id)
 
     def sweep(self, ended: str | None = None) -> None:
-        """Reap what was left to this process (a subreaper) and kill what a step left running: the processes
-        marked with step ``ended``, and every one when no step runs (an unmarked process cannot be told apart)."""
+        """Reap what was left to this process (it is their subreaper) and kill what a step left running outside its
+        process group: the processes marked with step ``ended``, and every one once no step runs (an unmarked
+        process cannot be told apart). A step that left one behind retires the worker."""
         steps = {step.pid for step in self.steps.values() if step.ended is None}
         for pid, state in _orphans():
             if pid in steps:
@@ -256,10 +314,16 @@ class WarmWorker:
             if state == "Z":
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-            elif not steps or (ended is not None and _step_of(pid) == ended):
-                log.info("killing process %d, left running by %s", pid, f"step {ended}" if ended else "a step")
+                continue
+            marked = ended is not None and _step_of(pid) == ended
+            if marked and not self.retired:
+                self._retire(f"step {ended} left process {pid} running outside its process group")
+            if marked or not steps:
+                log.info("killing process %d, left running by %s", pid, f"step {ended}" if marked else "a step")
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+        if self.retired and not steps:
+            self.stopped.set()
 
     async def sweep_forever(self) -> None:
         while True:
@@ -341,20 +405,24 @@ DEFAULT_IMPORTS = ",".join((
 
 
 async def _serve(warm: WarmWorker, port: int) -> None:
+    """Serve until SIGTERM (then stop the running steps: SIGTERM, on_kill) or until a retired worker is empty."""
     server = await warm.serve(port)
     sweeper = asyncio.create_task(warm.sweep_forever())
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, warm.stopped.set)
     log.info("warm worker ready on port %d, %d slots", port, warm.slots)
     sys.stdout.flush()
     async with server:
-        await stop.wait()
-    sweeper.cancel()
-    for step in warm.steps.values():
-        if step.ended is None:
+        await warm.stopped.wait()
+        running = [step for step in warm.steps.values() if step.ended is None]
+        for step in running:
+            log.warning("%s: stopping (the worker stops)", step.label)
             os.kill(step.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(step.done.wait() for step in running)), STOP_SECONDS)
+    sweeper.cancel()
+    log.info("warm worker stopped%s", f" (retired: {warm.retired})" if warm.retired else "")
 
 
 def main() -> int:
@@ -362,15 +430,15 @@ def main() -> int:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
     )
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    key = bytearray.fromhex(os.environ.pop(KEY_ENV, ""))
-    if len(key) < 16:
-        log.error("%s must hold the pool's key (at least 16 bytes, hex)", KEY_ENV)
+    key_sha256 = os.environ.get(KEY_SHA256_ENV, "")
+    if len(key_sha256) != 64:
+        log.error("%s must hold the SHA-256 of the pool's key (64 hex digits)", KEY_SHA256_ENV)
         return 2
     _warm_imports(os.environ.get(IMPORTS_ENV, DEFAULT_IMPORTS))
     new_dag().get_template_env()  # a task's DAG imports its timetable and template modules on first use
     gc.collect()
     gc.freeze()  # the warm heap stays shared with the children (no copy-on-write from the collector)
-    warm = WarmWorker(key, int(os.environ.get(SLOTS_ENV, DEFAULT_SLOTS)))
+    warm = WarmWorker(key_sha256, int(os.environ.get(SLOTS_ENV, DEFAULT_SLOTS)))
     asyncio.run(_serve(warm, int(os.environ.get(PORT_ENV, DEFAULT_PORT))))
     return 0
 

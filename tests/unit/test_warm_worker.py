@@ -5,6 +5,7 @@ obeyed, and a step can neither read a sibling's memory or files nor outlive its 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -109,15 +110,14 @@ class Pool:
         return self.output.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
-    tmp = tmp_path_factory.mktemp("warm")
+def spawn(tmp: Path, slots: int = SLOTS) -> Pool:
+    """A warm worker process, ready and unlocked with KEY."""
     (tmp / "warm_tasks.py").write_text(WARM_TASKS)
     port = _free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOWTASK_"))}
     env = {**inherited, "AIRFLOW_HOME": str(tmp / "home"), "PYTHONPATH": str(tmp), "_AIRFLOW__AS_LIBRARY": "1",
-           "AIRFLOWTASK_POOL_KEY": KEY.hex(), "AIRFLOWTASK_WARM_PORT": str(port),
-           "AIRFLOWTASK_WARM_SLOTS": str(SLOTS),
+           "AIRFLOWTASK_POOL_KEY_SHA256": hashlib.sha256(KEY).hexdigest(), "AIRFLOWTASK_WARM_PORT": str(port),
+           "AIRFLOWTASK_WARM_SLOTS": str(slots),
            "AIRFLOWTASK_ALLOWED_MODULES": ",".join((*DEFAULT_ALLOWED_MODULES, "warm_tasks"))}
     output = tmp / "worker.log"
     # Without capabilities, as in a task Pod (with CAP_SYS_PTRACE, root could read any process's memory).
@@ -130,9 +130,26 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     while "warm worker ready" not in warm.log():
         assert process.poll() is None and time.monotonic() < deadline, warm.log()
         time.sleep(0.1)
+    return warm
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
+    warm = spawn(tmp_path_factory.mktemp("warm"))
+    assert asyncio.run(channel.unlock("127.0.0.1", warm.port, KEY))["state"] == "ready"
     yield warm
-    process.terminate()
-    process.wait(timeout=30)
+    warm.process.terminate()
+    warm.process.wait(timeout=30)
+
+
+@pytest.fixture
+def own_pool(tmp_path: Path) -> Iterator[Pool]:
+    """A worker of the test's own (locked: the test unlocks it)."""
+    warm = spawn(tmp_path, slots=2)
+    yield warm
+    if warm.process.poll() is None:
+        warm.process.kill()
+    warm.process.wait(timeout=30)
 
 
 def outcome_of(answer: dict[str, Any]) -> Any:
@@ -227,17 +244,40 @@ def test_a_killed_step_leaves_the_others_running_and_says_how_it_ended(pool: Poo
     assert pool.call({"op": "ping"})["state"] == "ready"
 
 
-def test_what_a_step_leaves_running_is_killed_when_it_ends(pool: Pool) -> None:
-    marker = pool.tmp / "background.pid"
+def test_a_locked_worker_obeys_only_an_unlock_with_its_pools_key(own_pool: Pool) -> None:
+    with pytest.raises(channel.ChannelError, match="is locked"):
+        own_pool.call({"op": "ping"})
+    with pytest.raises(channel.ChannelError, match="not this pool's key"):
+        asyncio.run(channel.unlock("127.0.0.1", own_pool.port, os.urandom(32)))
+    with pytest.raises(channel.ChannelError, match="is locked"):
+        own_pool.start("early", EMPTY)
+    assert asyncio.run(channel.unlock("127.0.0.1", own_pool.port, KEY))["state"] == "ready"
+    assert own_pool.call({"op": "status", "id": "early"})["state"] == "unknown"
+
+
+def test_a_step_that_leaves_a_process_behind_retires_the_worker(own_pool: Pool) -> None:
+    asyncio.run(channel.unlock("127.0.0.1", own_pool.port, KEY))
+    marker = own_pool.tmp / "background.pid"
     bash = {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator",
             "parameters": {"bash_command": f"sleep 300 >/dev/null 2>&1 & echo $! > {marker}"}}
-    pool.start("leaver", bash, name="leaver")
-    assert outcome_of(pool.finished("leaver")).phase.value == "Succeeded"
+    own_pool.start("leaver", bash, name="leaver")
+    assert outcome_of(own_pool.finished("leaver")).phase.value == "Succeeded"  # the step's own outcome stands
     left = int(marker.read_text())
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{left}").exists() and Path(f"/proc/{left}/stat").read_text().split()[2] != "Z":
-        assert time.monotonic() < deadline, f"process {left} outlived its step"
-        time.sleep(0.05)
+    assert own_pool.process.wait(timeout=30) == 0  # retired, and with no step left it exited
+    assert f"retiring: step leaver left process {left} running outside its process group" in own_pool.log()
+    stat = Path(f"/proc/{left}/stat")
+    assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z", "it outlived the worker"
+
+
+def test_an_idle_worker_retires_when_asked_and_a_busy_one_goes_on(own_pool: Pool) -> None:
+    asyncio.run(channel.unlock("127.0.0.1", own_pool.port, KEY))
+    sleeper = {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator",
+               "parameters": {"bash_command": "sleep 1"}}
+    own_pool.start("busy", sleeper, name="busy")
+    assert own_pool.call({"op": "retire"})["state"] == "ready"  # a step runs: not retired
+    own_pool.finished("busy")
+    assert own_pool.call({"op": "retire"})["state"] == "retired"
+    assert own_pool.process.wait(timeout=30) == 0
 
 
 def test_a_full_pool_says_busy_and_starts_nothing(pool: Pool) -> None:
