@@ -22,6 +22,10 @@ import time
 from typing import Any
 
 MAX_SKEW_SECONDS = 30.0
+PORT = 8790
+"""The port a warm worker serves on."""
+KEY_SHA256_ENV = "AIRFLOWTASK_POOL_KEY_SHA256"
+SLOTS_ENV = "AIRFLOWTASK_WARM_SLOTS"
 LINE_LIMIT = 4 << 20
 """Bytes of one request or answer line (a work order carries the task's parameters)."""
 

@@ -65,6 +65,10 @@ class Kube:
         self._may_write = may_write
         self._timeout = timeout
 
+    def leading(self) -> bool:
+        """True while this replica may act (holds the Lease)."""
+        return self._may_write()
+
     async def _call(self, fn: Any, *args: Any, write: bool = False, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in the pool; a ``write`` first checks the fence (NotLeading). API trouble
         and recovery are reported to the outage record, under the kind of object asked for."""

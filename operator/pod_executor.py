@@ -31,6 +31,7 @@ from airflowtask.resource import AirflowTaskResource, format_time
 from airflowtask.settings import Settings
 from airflowtask.signing import RecordSigner
 from airflowtask.trigger_client import TriggerClient
+from airflowtask.warm_pools import LABEL_POOL, WarmPools, WorkerRefused, pool_name, step_outcome
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ class PodMeta:
     job_id: str | None = None
     callbacks: int = 0
     outcome: dict[str, Any] | None = None
+    warm: bool = False
+    """``spec.execution: WarmPool``: steps run in a worker of the task's pool instead of Pods of their own."""
+    worker: str | None = None
+    """WarmPool: the worker Pod the step was handed to (None until one took it)."""
+    order: dict[str, Any] | None = None
+    """WarmPool: the step's work order, until a worker took it."""
+    pool: str | None = None
+    """WarmPool: the task's pool (:func:`airflowtask.warm_pools.pool_name`)."""
 
     def record(self) -> dict[str, Any]:
         return {name: value for name, value in asdict(self).items() if name not in ("uid", "signer")}
@@ -114,15 +123,18 @@ class PodExecutor:
         """Steps whose Pod was refused for want of its ServiceAccount: since when (loop time)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_watch: Any = None
+        self.pools = WarmPools(kube, settings, signer)
 
     def start(self) -> None:
         """Start the Pod watch (call from the event loop)."""
         self._loop = asyncio.get_running_loop()
         self._stop_watch = self.kube.watch_pods(MANAGED_BY_SELECTOR, self.settings.namespaces, self._on_pod_event)
+        self.pools.start()
 
     async def close(self) -> None:
         if self._stop_watch is not None:
             self._stop_watch.set()
+        await self.pools.close()
         await self.triggers.close()
 
     def _on_pod_event(self, kind: str, pod: dict[str, Any]) -> None:
@@ -131,6 +143,9 @@ class PodExecutor:
             self._loop.call_soon_threadsafe(self._changed_pod, kind, pod)
 
     def _changed_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        if LABEL_POOL in (pod["metadata"].get("labels") or {}):
+            self.pools.on_pod(kind, pod)
+            return
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if kind == "DELETED":
             self._pods.pop(key, None)
@@ -145,7 +160,8 @@ class PodExecutor:
         return PodMeta.decode(text.encode(), self.signer, task.uid)
 
     async def create(self, task: AirflowTaskResource, attempt: int, run: RunInfo) -> tuple[PodMeta, TaskState]:
-        meta = PodMeta(uid=task.uid, namespace=task.namespace, attempt=attempt, signer=self.signer)
+        meta = PodMeta(uid=task.uid, namespace=task.namespace, attempt=attempt, signer=self.signer,
+                       warm=(task.execution or self.settings.default_execution) == "WarmPool")
         return meta, await self._start_step(task, meta, "execute", {})
 
     async def get(self, task: AirflowTaskResource, meta: Any, run: RunInfo) -> TaskState:
@@ -154,6 +170,8 @@ class PodExecutor:
             return _final(meta)
         if meta.step == "deferred":
             return await self._follow_trigger(task, meta)
+        if meta.warm:
+            return await self._follow_warm_step(task, meta)
         return await self._follow_pod(task, meta)
 
     async def wait(self, meta: Any, timeout: float) -> None:
@@ -162,6 +180,9 @@ class PodExecutor:
             return
         if meta.step == "deferred" and meta.trigger in self._launched:
             await self.triggers.wait(meta.trigger or "", timeout)
+            return
+        if meta.warm and meta.step != "deferred":
+            await self._wait_warm_step(meta, timeout)
             return
         event = self._changed.get(self._key_of(meta))
         if event is None:
@@ -175,7 +196,9 @@ class PodExecutor:
         if meta.outcome is not None:
             return
         if meta.step != "deferred":
-            if meta.pod:
+            if meta.warm and meta.worker:
+                await self.pools.cancel(task.namespace, meta.worker, _step_id(meta))  # SIGTERM -> on_kill
+            elif meta.pod:
                 await self.kube.delete_pod(task.namespace, meta.pod)  # SIGTERM: the worker calls on_kill
             return
         if meta.trigger:
@@ -186,12 +209,12 @@ class PodExecutor:
     async def orphan(self, task: AirflowTaskResource, meta: Any) -> None:
         """deletionPolicy Orphan: leave the step's Pod running after its AirflowTask is gone."""
         assert isinstance(meta, PodMeta)
-        if meta.outcome is None and meta.step != "deferred" and meta.pod:
-            await self.kube.release_pod(task.namespace, meta.pod)
+        if meta.outcome is None and meta.step != "deferred" and meta.pod and not meta.warm:
+            await self.kube.release_pod(task.namespace, meta.pod)  # (a warm step simply goes on)
 
     def status_fields(self, meta: Any) -> dict[str, Any]:
         assert isinstance(meta, PodMeta)
-        fields: dict[str, Any] = {"podName": meta.pod}
+        fields: dict[str, Any] = {"podName": meta.worker if meta.warm else meta.pod}
         if logs := self._logs.get(self._key_of(meta)):
             fields["logs"] = "\n".join(logs[-self.settings.log_tail_lines:])
         return fields
@@ -200,12 +223,14 @@ class PodExecutor:
         assert isinstance(meta, PodMeta)
         self._unfollow(meta)
         self._drop_trigger(meta)
+        if meta.warm and meta.worker and self._loop is not None:
+            self._loop.create_task(self.pools.forget(meta.namespace, meta.worker, _step_id(meta)))
 
     # ---- steps ---------------------------------------------------------------------------------------------
 
     @staticmethod
     def _key_of(meta: PodMeta) -> tuple[str, str]:
-        return (meta.namespace, meta.pod or "")
+        return (meta.namespace, f"warm/{meta.uid}" if meta.warm else meta.pod or "")
 
     def _follow(self, meta: PodMeta) -> tuple[str, str]:
         """Start following the step's Pod (wake-ups from the watch, its latest state)."""
@@ -230,9 +255,12 @@ class PodExecutor:
         earlier = self._logs.get(self._key_of(meta), [])
         self._unfollow(meta)
         meta.step = step
-        meta.pod = pod_name(task.name, task.uid, meta.attempt, step)
+        meta.pod = None if meta.warm else pod_name(task.name, task.uid, meta.attempt, step)
         self._logs[self._follow(meta)] = earlier
         work = {"version": 1, "step": step.split("-")[0], "task": self._task_order(task, meta), **order}
+        if meta.warm:
+            meta.worker, meta.order = None, work
+            return await self._hand_over(task, meta)
         allowed = ",".join(self.settings.engine.allowed_modules)
         manifest = build_pod(task, step=step, attempt=meta.attempt, work=work, image=task.image or self.image,
                              allowed_modules=allowed)
@@ -262,10 +290,11 @@ class PodExecutor:
     def _waiting_for_service_account(self, meta: PodMeta) -> bool:
         """True while the step's ServiceAccount has been missing for less than the grace (from the first refusal)."""
         now = asyncio.get_running_loop().time()
-        since = self._missing_accounts.setdefault(meta.pod or "", now)
+        step = meta.pod or _step_id(meta)
+        since = self._missing_accounts.setdefault(step, now)
         if now - since < self.settings.service_account_grace_seconds:
             return True
-        del self._missing_accounts[meta.pod or ""]
+        del self._missing_accounts[step]
         return False
 
     def _task_order(self, task: AirflowTaskResource, meta: PodMeta) -> dict[str, Any]:
@@ -315,6 +344,56 @@ class PodExecutor:
         meta.outcome = {"phase": report.phase.value, "reason": report.reason.value, "message": report.message,
                         "result": report.result, "retryable": report.retryable}
         return _final(meta)
+
+    # ---- WarmPool steps ------------------------------------------------------------------------------------
+
+    async def _hand_over(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
+        """Hand the step to a worker of the task's pool (one is made when none has room)."""
+        image = task.image or self.image
+        meta.pool = pool_name(task, image)
+        try:
+            worker = await self.pools.submit(task, image, _step_id(meta), meta.order or {})
+        except WorkerRefused as refused:
+            return self._fail(meta, refused.reason, refused.message, retryable=refused.retryable)
+        except Exception as error:
+            if not service_account_missing(error) or self._waiting_for_service_account(meta):
+                raise
+            return self._fail(meta, "ServiceAccountNotFound",
+                              f"ServiceAccount {task.namespace}/{task.service_account_name or 'default'} does not "
+                              f"exist (waited {self.settings.service_account_grace_seconds:.0f}s); create it, or set "
+                              "spec.serviceAccountName to one that exists", retryable=False)
+        self._missing_accounts.pop(_step_id(meta), None)
+        if worker is None:
+            return TaskState(Phase.PENDING, "WaitingForWorker", f"waiting for a worker of warm pool {meta.pool}",
+                             job_id=meta.job_id)
+        meta.worker, meta.order = worker, None
+        return TaskState(Phase.RUNNING, Reason.EXECUTING, f"warm worker {worker} runs {_what(meta.step)}",
+                         job_id=meta.job_id)
+
+    async def _follow_warm_step(self, task: AirflowTaskResource, meta: PodMeta) -> TaskState:
+        if meta.worker is None:
+            return await self._hand_over(task, meta)
+        answer = await self.pools.status(task.namespace, meta.worker, _step_id(meta))
+        if answer is None:
+            return self._fail(meta, "WorkerLost", f"warm worker Pod {meta.worker} ended (or no longer knows the "
+                              f"{meta.step} step) before the step reported an outcome")
+        if answer.get("state") != "done":
+            return TaskState(Phase.RUNNING, Reason.EXECUTING, f"warm worker {meta.worker} runs {_what(meta.step)}",
+                             job_id=meta.job_id)
+        key = self._key_of(meta)
+        lines = [str(line) for line in answer.get("log") or []]
+        self._logs[key] = [*self._logs.get(key, []), *lines[-self.settings.log_tail_lines:]]
+        return await self._finished_step(task, meta, step_outcome(answer, self.settings.engine.allowed_modules))
+
+    async def _wait_warm_step(self, meta: PodMeta, timeout: float) -> None:
+        """Until the warm step may have ended (or a worker may have room for it), at most ``timeout`` seconds."""
+        if meta.worker is None:
+            await self.pools.wait_for_worker(meta.namespace, meta.pool or "", timeout)
+            return
+        try:
+            await self.pools.status(meta.namespace, meta.worker, _step_id(meta), wait=timeout)
+        except ConnectionError:
+            await asyncio.sleep(min(timeout, 1.0))
 
     # ---- triggers ------------------------------------------------------------------------------------------
 
@@ -389,6 +468,12 @@ class PodExecutor:
         await self._start_step(task, meta, "kill", {"state": meta.state})
         deadline = asyncio.get_running_loop().time() + _KILL_WAIT_SECONDS
         while asyncio.get_running_loop().time() < deadline:
+            if meta.warm:
+                state = await self._follow_warm_step(task, meta)
+                if meta.outcome is not None or state.phase in (Phase.SUCCEEDED, Phase.FAILED):
+                    return
+                await self.wait(meta, 2.0)
+                continue
             pod = await self._latest_pod(meta)
             if pod is None or pod_outcome(pod).state == "Terminated":
                 return
@@ -407,6 +492,11 @@ def _final(meta: PodMeta) -> TaskState:
     return TaskState(phase, str(outcome.get("reason") or "NoOutcome"), str(outcome.get("message") or ""),
                      result=outcome.get("result"), retryable=bool(outcome.get("retryable", True)),
                      job_id=meta.job_id)
+
+
+def _step_id(meta: PodMeta) -> str:
+    """The name a WarmPool worker knows the current step by."""
+    return f"{meta.uid}/{meta.attempt}/{meta.step}"
 
 
 def _trigger_name(meta: PodMeta) -> str:

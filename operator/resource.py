@@ -127,6 +127,8 @@ class AirflowTaskResource:
     image: str | None = None
     service_account_name: str | None = None
     pod_template: PodTemplate = field(default_factory=PodTemplate)
+    execution: str | None = None
+    """``Pod``, ``WarmPool``, or None: the operator's default (``Settings.default_execution``)."""
 
     @property
     def task_id(self) -> str:
@@ -179,4 +181,5 @@ class AirflowTaskResource:
             image=spec.get("image") or None,
             service_account_name=spec.get("serviceAccountName") or None,
             pod_template=PodTemplate.parse(spec.get("podTemplate") or {}),
+            execution=spec.get("execution") or None,
         )

@@ -32,6 +32,18 @@ def _list(name: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class WarmSettings:
+    """How WarmPool workers are kept (:mod:`airflowtask.warm_pools`)."""
+
+    idle_seconds: float = 300.0
+    """A worker with no step for this long is retired (a pool with no steps goes to zero Pods)."""
+    max_workers: int = 4
+    """Worker Pods per pool at most; steps beyond their slots wait for one."""
+    slots: int = 8
+    """Steps one worker runs at once."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """How the operator runs: which namespaces, how many workers, where it reports."""
 
@@ -64,6 +76,9 @@ class Settings:
     """How long a task waits for its ServiceAccount to exist before it fails ``ServiceAccountNotFound``."""
     triggerer_socket: str | None = None
     """The Unix socket of the triggerer container; unset: the operator starts a local triggerer process."""
+    default_execution: str = "Pod"
+    """``spec.execution`` of a task that does not set it: ``Pod`` or ``WarmPool``."""
+    warm: WarmSettings = field(default_factory=WarmSettings)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,12 +101,25 @@ class Settings:
             service_account_grace_seconds=_float("AIRFLOWTASK_SERVICE_ACCOUNT_GRACE_SECONDS",
                                                  cls.service_account_grace_seconds),
             triggerer_socket=os.environ.get("AIRFLOWTASK_TRIGGERER_SOCKET") or None,
+            default_execution=_one_of("AIRFLOWTASK_DEFAULT_EXECUTION", cls.default_execution, ("Pod", "WarmPool")),
+            warm=WarmSettings(
+                idle_seconds=_float("AIRFLOWTASK_WARM_IDLE_SECONDS", WarmSettings.idle_seconds),
+                max_workers=_int("AIRFLOWTASK_WARM_MAX_WORKERS", WarmSettings.max_workers),
+                slots=_int("AIRFLOWTASK_WARM_SLOTS", WarmSettings.slots),
+            ),
             lease_timing=Timing(
                 lease_duration=_float("AIRFLOWTASK_LEASE_DURATION_SECONDS", Timing.lease_duration),
                 renew_deadline=_float("AIRFLOWTASK_LEASE_RENEW_DEADLINE_SECONDS", Timing.renew_deadline),
                 retry_period=_float("AIRFLOWTASK_LEASE_RETRY_PERIOD_SECONDS", Timing.retry_period),
             ),
         )
+
+
+def _one_of(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
 
 
 def _execution(value: str) -> str:

@@ -38,6 +38,11 @@ class RecordSigner:
     def verify(self, uid: str, record: bytes, signature: str) -> bool:
         return hmac.compare_digest(self.sign(uid, record), signature)
 
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for ``purpose`` (a WarmPool's channel): every replica derives the same one, and
+        none reveals this key or another purpose's."""
+        return hmac.new(self._key, b"derive\n" + purpose.encode(), hashlib.sha256).digest()
+
 
 async def load_signer(kube: Kube, configured: bytes | None, namespace: str) -> RecordSigner:
     """The signer of this operator: the configured key, else the shared Secret's (made when missing)."""

@@ -63,11 +63,11 @@ from airflowtask.connector_core.context import new_dag
 
 log = logging.getLogger("airflowtask.warm_worker")
 
-KEY_SHA256_ENV = "AIRFLOWTASK_POOL_KEY_SHA256"
+KEY_SHA256_ENV = channel.KEY_SHA256_ENV
 PORT_ENV = "AIRFLOWTASK_WARM_PORT"
-SLOTS_ENV = "AIRFLOWTASK_WARM_SLOTS"
+SLOTS_ENV = channel.SLOTS_ENV
 IMPORTS_ENV = "AIRFLOWTASK_WARM_IMPORTS"
-DEFAULT_PORT = 8790
+DEFAULT_PORT = channel.PORT
 DEFAULT_SLOTS = 8
 LOG_LINES = 200
 """Lines of a step's output kept for its status."""
@@ -152,7 +152,7 @@ class WarmWorker:
 
     async def handle(self, line: bytes) -> dict[str, Any]:
         """The answer to one request line."""
-        if not self._key:
+        if not self._key or line.startswith(b'{"op": "unlock"'):  # (again after the operator restarted)
             return self._unlock(line)
         try:
             request = channel.verify(self._key, line)

@@ -108,6 +108,7 @@ DEPLOYMENT_ENV = {
     "AIRFLOWTASK_ALLOWED_MODULES": "airflow.providers.*,airflow.sensors.*,airflow.operators.*,"
     "airflow.hooks.*,airflow.triggers.*,localjob,task_callables",
     "AIRFLOWTASK_RETRY_BACKOFF_SECONDS": "2",
+    "AIRFLOWTASK_WARM_IDLE_SECONDS": "10",  # WarmPool: scale-to-zero within a test
 }
 
 

@@ -1,0 +1,103 @@
+"""WarmPool's pure parts: which tasks share a pool, the worker Pod's manifest, and reading a worker's answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from airflowtask.pod_security import check_pod
+from airflowtask.resource import AirflowTaskResource
+from airflowtask.warm_pools import LABEL_POOL, pool_name, step_outcome, worker_pod
+
+IMAGE = "registry.example/airflow-tasks:1.2"
+KEY = b"k" * 32
+
+
+def _task(name: str = "report", namespace: str = "data", uid: str = "uid-1", **spec: Any) -> AirflowTaskResource:
+    body = {
+        "metadata": {"namespace": namespace, "name": name, "uid": uid, "creationTimestamp": "2026-01-02T03:04:05Z"},
+        "spec": {"operator": {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator"},
+                 "execution": "WarmPool", **spec},
+    }
+    return AirflowTaskResource.parse(body)
+
+
+CONNECTION = {"connId": "db", "secretRef": {"name": "db", "key": "uri"}}
+
+
+def test_tasks_given_the_same_things_share_a_pool_whatever_they_run() -> None:
+    first = _task("a", uid="1", serviceAccountName="etl", connections=[CONNECTION], params={"x": 1})
+    second = _task("b", uid="2", serviceAccountName="etl", connections=[CONNECTION], pollIntervalSeconds=3)
+    assert pool_name(first, IMAGE) == pool_name(second, IMAGE)
+    assert pool_name(first, IMAGE).startswith("warm-")
+
+
+@pytest.mark.parametrize("other", [
+    {"namespace": "billing"},
+    {"serviceAccountName": "other"},
+    {"connections": [{"connId": "db", "secretRef": {"name": "db-admin", "key": "uri"}}]},
+    {"connections": [CONNECTION, {"connId": "s3", "secretRef": {"name": "s3"}}]},
+    {"podTemplate": {"spec": {"resources": {"limits": {"memory": "1Gi"}}}}},
+    {"podTemplate": {"metadata": {"labels": {"team": "other"}}}},
+], ids=["namespace", "service-account", "secret", "more-connections", "resources", "labels"])
+def test_tasks_given_different_things_never_share_a_pool(other: dict[str, Any]) -> None:
+    base = {"serviceAccountName": "etl", "connections": [CONNECTION]}
+    namespace = other.pop("namespace", "data")
+    assert pool_name(_task(namespace=namespace, **(base | other)), IMAGE) != pool_name(_task(**base), IMAGE)
+    assert pool_name(_task(**base), "another/image:1") != pool_name(_task(**base), IMAGE)
+
+
+def test_a_worker_pod_is_the_tasks_own_pod_serving_steps_and_holds_only_the_keys_hash() -> None:
+    task = _task(serviceAccountName="etl", connections=[CONNECTION])
+    pool = pool_name(task, IMAGE)
+    pod = worker_pod(task, pool=pool, image=IMAGE, allowed_modules="airflow.providers.*", key=KEY, slots=3)
+    meta, spec = pod["metadata"], pod["spec"]
+    assert (meta["generateName"], meta["namespace"], "name" in meta, "ownerReferences" in meta) == (
+        f"{pool}-", "data", False, False)
+    assert meta["labels"][LABEL_POOL] == pool and "airflowtask.dev/task-uid" not in meta["labels"]
+    assert spec["serviceAccountName"] == "etl" and spec["automountServiceAccountToken"] is False
+    [container] = spec["containers"]
+    assert container["command"] == ["python", "-P", "-m", "airflowtask.warm_worker"]
+    env = {item["name"]: item for item in container["env"]}
+    assert "AIRFLOWTASK_WORK" not in env
+    assert env["AIRFLOWTASK_POOL_KEY_SHA256"]["value"] == hashlib.sha256(KEY).hexdigest()
+    assert env["AIRFLOWTASK_WARM_SLOTS"]["value"] == "3"
+    assert env["AIRFLOW_CONN_DB"]["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "uri"}
+    assert KEY.decode() not in json.dumps(pod)
+    assert container["readinessProbe"]["tcpSocket"]["port"] == 8790
+    assert check_pod(pod, "restricted") == []
+
+
+def test_a_worker_pod_asking_for_host_access_fails_pod_security() -> None:
+    task = _task(podTemplate={"spec": {"hostNetwork": True}})
+    pod = worker_pod(task, pool=pool_name(task, IMAGE), image=IMAGE, allowed_modules="x", key=KEY, slots=1)
+    assert check_pod(pod, "restricted")
+
+
+OUTCOME = {"phase": "Succeeded", "reason": "Completed", "message": "completed", "retryable": True, "result": 7,
+           "jobId": None, "state": {}, "deferral": None}
+
+
+def test_a_done_answer_is_read_like_a_pods_termination_message() -> None:
+    read = step_outcome({"state": "done", "exitCode": 0, "outcome": json.dumps(OUTCOME)}, ("airflow.*",))
+    assert (read.failed, read.outcome.phase.value, read.outcome.result) == (False, "Succeeded", 7)
+
+
+def test_a_forged_outcome_is_refused_and_nothing_of_it_is_believed() -> None:
+    forged = {**OUTCOME, "phase": "Deferred", "reason": "Deferred",
+              "deferral": {"trigger": {"classpath": "os.system", "kwargs": {}}, "method": None, "nextKwargs": {},
+                           "timeout": None, "deadline": None}}
+    read = step_outcome({"state": "done", "exitCode": 0, "outcome": json.dumps(forged)}, ("airflow.*",))
+    assert (read.failed, read.reason, read.outcome) == (True, "InvalidOutcome", None)
+    assert read.message.startswith("the step's report was refused, nothing of it was acted on: ")
+
+
+def test_a_step_that_left_no_outcome_says_how_its_process_ended() -> None:
+    killed = step_outcome({"state": "done", "signal": "SIGKILL", "outcome": None}, ())
+    assert (killed.failed, killed.reason) == (True, "StepKilled")
+    assert "killed by SIGKILL" in killed.message
+    exited = step_outcome({"state": "done", "exitCode": 3, "outcome": None}, ())
+    assert (exited.reason, exited.message) == (
+        "NoOutcome", "the step's process exited with code 3 without reporting an outcome")
