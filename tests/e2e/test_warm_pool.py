@@ -4,7 +4,6 @@ identity (namespace, ServiceAccount, image, podTemplate, connections), and a ten
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
