@@ -143,3 +143,37 @@ def test_a_deferred_tasks_callback_runs_in_the_pool(kubectl: Kubectl, operator: 
     assert f"{namespace}/nap execute | " in log, log
     assert f"{namespace}/nap callback | " in log, log
     assert status["podName"] in {pod["metadata"]["name"] for pod in workers(kubectl, namespace)}
+
+
+def test_a_step_past_the_workers_memory_limit_is_killed_alone(kubectl: Kubectl, operator: Any, namespace: str) -> None:
+    limited = {"spec": {"resources": {"limits": {"memory": "600Mi"}}}}
+    kubectl.apply(warm_task("modest", namespace, "echo begun; sleep 10; echo fine", podTemplate=limited))
+    wait_until(lambda: "] begun" in worker_logs(kubectl, namespace), 120, "the modest step runs")
+    kubectl.apply(airflow_task("hungry", namespace, "airflow.providers.standard.operators.python", "PythonOperator",
+                               {"python_callable": {"__type": "callable", "__var": "task_callables.allocate"},
+                                "op_args": [2048]}, execution="WarmPool", podTemplate=limited))
+    hungry = finished(kubectl, "hungry", namespace)
+    assert (hungry["phase"], hungry["reason"]) == ("Failed", "StepKilled"), hungry
+    assert "killed by SIGKILL" in hungry["message"]
+    modest = finished(kubectl, "modest", namespace)
+    assert (modest["phase"], modest["result"]) == ("Succeeded", "fine"), modest
+    [pod] = workers(kubectl, namespace)
+    assert pod["metadata"]["name"] == hungry["podName"] == modest["podName"]
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_an_operator_killed_with_steps_in_flight_adopts_them_and_runs_nothing_twice(
+    kubectl: Kubectl, operator: Any, namespace: str
+) -> None:
+    names = [f"inflight-{i}" for i in range(3)]
+    kubectl.apply(*(warm_task(name, namespace, f"echo ran-{name}-$((6*7)); sleep 8") for name in names))
+    wait_until(lambda: all(f"ran-{name}-42" in worker_logs(kubectl, namespace) for name in names), 120,
+               "every step runs")
+    operator.kill()
+    operator.start()
+    for name in names:
+        status = finished(kubectl, name, namespace)
+        assert (status["phase"], status["attempts"]) == ("Succeeded", 1), status
+    log = worker_logs(kubectl, namespace)
+    assert [log.count(f"ran-{name}-42\n") for name in names] == [1, 1, 1], log
+    assert len(workers(kubectl, namespace)) == 1
