@@ -125,6 +125,7 @@ class _Child:
             if event.kind == "ended":
                 self.send(type="ended", key=key, phase=event.phase, reason=event.reason)
             else:
+                log.info("%s: trigger fired", self.names.get(key, key))
                 self.send(type="fired", key=key, event=event.payload)
         finally:
             self.tasks.pop(key, None)

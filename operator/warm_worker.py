@@ -7,12 +7,12 @@ in a few milliseconds instead of a Pod's start.
 
 A child, before any task code runs, becomes its own process group, is made non-dumpable (no other process of
 the Pod, a sibling step included, can read its memory or ``/proc`` files), raises its own OOM score (the kernel
-kills the largest step, not the worker), drops the pool's key from its memory and works in a fresh private
-directory removed after it. When it ends, what it left running is killed: its process group at once, and the
-processes that left the group (the worker is their subreaper) when they carry the step's mark in their environment,
-or else as soon as no step runs. Its output goes to
-the worker's stdout with ``<namespace>/<name> <step> | `` before each line (``kubectl logs`` of the worker Pod),
-and the last lines are kept for the step's status.
+kills the largest step, not the worker), drops the pool's key from its memory and works in a fresh directory of
+an unguessable name, inside one no step can list, removed after it (the worker itself is non-dumpable too). When
+it ends, what it left running is killed: its process group at once, and the processes that left the group (the
+worker is their subreaper) when they carry the step's mark in their environment, or else as soon as no step runs.
+Its output goes to the worker's stdout with ``<namespace>/<name> <step> | `` before each line (``kubectl logs``
+of the worker Pod), and the last lines are kept for the step's status.
 
 Environment: ``AIRFLOWTASK_POOL_KEY_SHA256`` (the SHA-256 of the pool's key: the worker starts locked and learns
 the key from the first ``unlock`` that carries it), ``AIRFLOWTASK_WARM_PORT`` (default 8790),
@@ -46,6 +46,7 @@ import importlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -120,7 +121,7 @@ class WarmWorker:
         self._key = bytearray()
         self.slots = slots
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="airflowtask-warm-"))
-        self.workdir.chmod(0o700)
+        self.workdir.chmod(0o300)  # enter and create, never list: a step cannot find a sibling's directory
         self.steps: dict[str, Step] = {}
         self.retired = ""
         """Why this worker takes no more steps (empty while it does); it exits when its last step ends."""
@@ -237,7 +238,8 @@ class WarmWorker:
         task = order.get("task") if isinstance(order.get("task"), dict) else {}
         where = "/".join(str(part) for part in (task.get("namespace"), task.get("name")) if part)
         label = f"{where or '?'} {order.get('step', '?')}"
-        directory = Path(tempfile.mkdtemp(prefix="step-", dir=self.workdir))
+        directory = self.workdir / secrets.token_hex(16)  # unguessable, in a directory nobody can list
+        directory.mkdir(mode=0o700)
         read_end, write_end = os.pipe()
         if threading.active_count() > 1:
             log.warning("forking with %d threads alive", threading.active_count())
@@ -429,7 +431,9 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
     )
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # a step cannot read the key or its siblings' names in our memory
     key_sha256 = os.environ.get(KEY_SHA256_ENV, "")
     if len(key_sha256) != 64:
         log.error("%s must hold the SHA-256 of the pool's key (64 hex digits)", KEY_SHA256_ENV)

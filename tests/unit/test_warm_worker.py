@@ -51,16 +51,25 @@ class Prober(BaseOperator):
         super().__init__(**kwargs)
         self.share = share
     def execute(self, context):
-        pid, directory = Path(self.share).read_text().split()
+        pid = Path(self.share).read_text().split()[0]
         mine = "holder-secret-" + "y" * 8  # the probe must find this one in its own heap
-        seen = {"self": _heap_has("self", mine.encode()), "mem": _heap_has(pid, b"holder-secret-xxxxxxxx")}
-        for what, path in (("environ", f"/proc/{pid}/environ"), ("file", f"{directory}/secret.txt")):
-            try:
-                with open(path, "rb") as file:
-                    seen[what] = "read" if b"holder-secret" in file.read() else "no secret"
-            except OSError as exc:
-                seen[what] = type(exc).__name__
+        Path("mine.txt").write_text(mine)
+        seen = {"self": _heap_has("self", mine.encode()), "mem": _heap_has(pid, b"holder-secret-xxxxxxxx"),
+                "worker": _heap_has(os.getppid(), b"holder-secret-xxxxxxxx"), "own file": _read("mine.txt")}
+        seen["environ"] = _read(f"/proc/{pid}/environ")
+        seen["cwd"] = _read(f"/proc/{pid}/cwd/secret.txt")
+        try:  # the holder's directory is a sibling of ours
+            seen["list"] = "listed " + str(len(os.listdir("..")))
+        except OSError as exc:
+            seen["list"] = type(exc).__name__
         return seen
+
+def _read(path):
+    try:
+        with open(path, "rb") as file:
+            return "read" if b"-secret-" in file.read() else "no secret"
+    except OSError as exc:
+        return type(exc).__name__
 
 def _heap_has(pid, needle):
     try:
@@ -222,11 +231,12 @@ def test_a_step_cannot_read_a_siblings_memory_environment_or_files(pool: Pool) -
     seen = outcome_of(pool.finished("prober")).result
     release.touch()
     assert outcome_of(pool.finished("holder")).result == "holder"
-    assert seen["self"] == "read"  # the probe finds a secret where it can look
-    assert seen["environ"] == seen["mem"] == "PermissionError"  # not dumpable: /proc/<pid>/* is root's
+    assert seen["self"] == seen["own file"] == "read"  # the probe finds a secret where it can look
+    # not dumpable: /proc/<pid>/* of the holder and of the worker (which holds every step's directory) is root's
+    assert seen["environ"] == seen["mem"] == seen["cwd"] == seen["worker"] == "PermissionError"
+    assert seen["list"] == "PermissionError"  # the steps' parent cannot be listed, and names are unguessable
     holder_dir = Path(share.read_text().split()[1])
     assert not holder_dir.exists()  # removed when the holder ended
-    assert seen["file"] in ("read", "no secret")  # (concurrent steps of one pool share its identity)
 
 
 def test_a_killed_step_leaves_the_others_running_and_says_how_it_ended(pool: Pool) -> None:
