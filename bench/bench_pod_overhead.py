@@ -1,70 +1,39 @@
-"""Per-task overhead of task Pods, beside in-process execution, on the local node.
+"""Task Pods vs WarmPool vs in-process on the local node: create -> Succeeded, throughput, the operator's cost.
 
-    python -P bench/bench_pod_overhead.py [--sequential 20] [--concurrent 200] [--modes Pod,WarmPool,in-process]
+    python -P bench/bench_pod_overhead.py [--sizes 1,20,100,200] [--singles 20] [--callbacks 10]
+                                          [--modes Pod,WarmPool,in-process]
 
-Deploys the operator from manifests/ (as make run does) once per mode: task Pods, WarmPool (task Pods' default
-execution set to WarmPool) and in-process; for each prints EmptyOperator create -> Succeeded p50/p95 over tasks run
-one after another, then the time until ``--concurrent`` tasks created at once are all Succeeded, the operator
-container's CPU per task over those, its peak memory, and the worker Pods made for them.
+Deploys the operator from manifests/ (as make run does) once per mode: task Pods, WarmPool (the task Pods' default
+execution set to WarmPool) and in-process. After one warm-up task (the image is pulled; a WarmPool has its worker),
+for each size it creates that many EmptyOperators at once through the API (size 1: ``--singles`` tasks one after
+another) and prints create -> Succeeded p50/p99 (from each create call's return to the watch event that shows
+Succeeded), tasks/s (size / first create to last Succeeded), the operator container's CPU per task (its cgroup's
+cpuacct) and peak memory, and the worker Pods created. Then ``--callbacks`` DateTimeSensorAsync due at one moment:
+from each trigger's fire (the triggerer container's log line) to its callback starting (the worker's log line:
+WarmPool only) and to Succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import statistics
 import tempfile
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import yaml
 from airflowtask.controlplane import LocalControlPlane
 from airflowtask.controlplane.teardown import cgroup_mounts
 from airflowtask.install import DEPLOYMENT, NAMESPACE, install, write_overlay
+from kubernetes import client, config, watch
 
+GROUP, VERSION, PLURAL = "airflowtask.dev", "v1alpha1", "airflowtasks"
 EMPTY = {"module": "airflow.providers.standard.operators.empty", "name": "EmptyOperator", "parameters": {}}
-
-
-def _task(name: str, namespace: str) -> dict[str, object]:
-    return {"apiVersion": "airflowtask.dev/v1alpha1", "kind": "AirflowTask",
-            "metadata": {"name": name, "namespace": namespace}, "spec": {"operator": EMPTY, "pollIntervalSeconds": 1}}
-
-
-def _phases(plane: LocalControlPlane, namespace: str) -> dict[str, str]:
-    raw = plane.kubectl("get", "aft", "-n", namespace, "-o", "json").stdout
-    return {o["metadata"]["name"]: o.get("status", {}).get("phase", "") for o in json.loads(raw)["items"]}
-
-
-def _wait_all(plane: LocalControlPlane, namespace: str, count: int, timeout: float = 1800) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        phases = _phases(plane, namespace)
-        if len(phases) == count and all(p in ("Succeeded", "Failed") for p in phases.values()):
-            failed = [n for n, p in phases.items() if p == "Failed"]
-            if failed:
-                raise RuntimeError(f"{len(failed)} tasks failed, e.g. {failed[0]}")
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"not all {count} tasks finished in {timeout}s")
-
-
-def _operator_cgroup(plane: LocalControlPlane, name: str) -> int:
-    """A counter of the operator's controller container, from its cgroup (v1: memory.max_usage_in_bytes, the peak
-    memory; cpuacct.usage, CPU nanoseconds)."""
-    pod = json.loads(plane.kubectl("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=operator",
-                                   "-o", "json").stdout)["items"][0]
-    uid, cid = pod["metadata"]["uid"], pod["status"]["containerStatuses"][0]["containerID"].split("://")[-1]
-    for mount in cgroup_mounts():
-        for path in (mount / plane.layout.cgroup_parent).rglob(f"pod{uid}/{cid}/{name}"):
-            return int(path.read_text())
-    return 0
-
-
-def _worker_pods(plane: LocalControlPlane) -> int:
-    raw = plane.kubectl("get", "pods", "-A", "-l", "airflowtask.dev/pool", "-o", "name").stdout
-    return len(raw.split())
-
-
 MODES = {
     "Pod": {"AIRFLOWTASK_EXECUTION": "pods"},
     "WarmPool": {"AIRFLOWTASK_EXECUTION": "pods", "AIRFLOWTASK_DEFAULT_EXECUTION": "WarmPool"},
@@ -72,50 +41,195 @@ MODES = {
 }
 
 
-def _run(plane: LocalControlPlane, execution: str, sequential: int, concurrent: int, work: Path) -> None:
+def _task(name: str, operator: dict[str, Any] = EMPTY) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AirflowTask", "metadata": {"name": name},
+            "spec": {"operator": operator, "pollIntervalSeconds": 30}}
+
+
+class Finishes:
+    """Watches one namespace's AirflowTasks and notes when each is first seen finished (time.time())."""
+
+    def __init__(self, api: client.CustomObjectsApi, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+        self.at: dict[str, float] = {}
+        self.failed: list[str] = []
+        self._changed = threading.Condition()
+        self._watch = watch.Watch()
+        threading.Thread(target=self._follow, daemon=True).start()
+        time.sleep(0.5)  # the watch is open before the first create
+
+    def _follow(self) -> None:
+        while not self._watch._stop:
+            with contextlib.suppress(Exception):  # a watch the API server ends is opened again
+                for event in self._watch.stream(self.api.list_namespaced_custom_object, GROUP, VERSION,
+                                                self.namespace, PLURAL, timeout_seconds=300):
+                    self._seen(event["object"], time.time())
+
+    def _seen(self, obj: dict[str, Any], now: float) -> None:
+        phase = (obj.get("status") or {}).get("phase")
+        name = obj["metadata"]["name"]
+        if phase in ("Succeeded", "Failed") and name not in self.at:
+            with self._changed:
+                self.at[name] = now
+                if phase == "Failed":
+                    self.failed.append(f"{name}: {obj['status'].get('reason')}: {obj['status'].get('message')}")
+                self._changed.notify_all()
+
+    def wait(self, names: list[str], timeout: float = 1800) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: all(n in self.at for n in names), timeout):
+                raise TimeoutError(f"{sum(n not in self.at for n in names)} of {len(names)} tasks did not finish")
+        if self.failed:
+            raise RuntimeError(f"{len(self.failed)} tasks failed, e.g. {self.failed[0]}")
+
+    def stop(self) -> None:
+        self._watch.stop()
+
+
+class Bench:
+    def __init__(self, plane: LocalControlPlane, execution: str) -> None:
+        self.plane, self.execution = plane, execution
+        self.api = client.CustomObjectsApi()
+        self.core = client.CoreV1Api()
+        self.namespace = f"bench-{execution.lower()}"  # one namespace: a WarmPool's worker serves every size
+        self.core.create_namespace({"metadata": {"name": self.namespace}})
+        for _ in range(100):  # the namespace's default ServiceAccount, which task Pods run as
+            if self.core.list_namespaced_service_account(self.namespace).items:
+                break
+            time.sleep(0.1)
+        self.finishes = Finishes(self.api, self.namespace)
+
+    def close(self) -> None:
+        self.finishes.stop()
+        self.core.delete_namespace(self.namespace)
+
+    def warm_up(self) -> None:
+        self.create(_task("warm-up"))
+        self.finishes.wait(["warm-up"], timeout=600)
+
+    def create(self, body: dict[str, Any]) -> float:
+        self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+        return time.time()
+
+    def cgroup(self, name: str, combine: Any = sum) -> int:
+        """A counter of the operator containers (both replicas), from their cgroups (v1)."""
+        values = []
+        for pod in self.core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/component=operator",
+                                                 field_selector="status.phase=Running").items:
+            for status in pod.status.container_statuses or []:
+                if status.name != "operator" or not status.container_id:
+                    continue
+                cid = status.container_id.split("://")[-1]
+                for mount in cgroup_mounts():
+                    for path in (mount / self.plane.layout.cgroup_parent).rglob(f"pod{pod.metadata.uid}/{cid}/{name}"):
+                        values.append(int(path.read_text()))
+        return combine(values) if values else 0
+
+    def workers_made(self) -> set[str]:
+        return {pod.metadata.name for pod in self.core.list_pod_for_all_namespaces(
+            label_selector="airflowtask.dev/pool").items}
+
+    def size(self, size: int, singles: int) -> None:
+        finishes = self.finishes
+        workers, cpu = self.workers_made(), self.cgroup("cpuacct.usage")
+        first = time.time()
+        if size == 1:
+            created = {}
+            for i in range(singles):
+                created[f"one-{i}"] = self.create(_task(f"one-{i}"))
+                finishes.wait([f"one-{i}"])
+        else:
+            created = {f"at-once-{size}-{i}": self.create(_task(f"at-once-{size}-{i}")) for i in range(size)}
+            finishes.wait(list(created))
+        latencies = [finishes.at[name] - at for name, at in created.items()]
+        count = len(created)
+        elapsed = max(finishes.at[name] for name in created) - first
+        cpu_ms = (self.cgroup("cpuacct.usage") - cpu) / 1e6 / count
+        made = len(self.workers_made() - workers)
+        p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
+        peak = self.cgroup("memory.max_usage_in_bytes", max)
+        label = f"1 ({singles} one by one)" if size == 1 else str(size)
+        print(f"| {self.execution} | {label} | {statistics.median(latencies):.3f} s | {p99:.3f} s | "
+              f"{count / elapsed:.1f} | {cpu_ms:.1f} ms | {peak / 2**20:.0f} MiB | {made} |", flush=True)
+
+    def callbacks(self, count: int) -> None:
+        namespace, finishes = self.namespace, self.finishes
+        due = datetime.now(UTC) + timedelta(seconds=8)
+        sensor = {"module": "airflow.providers.standard.sensors.date_time", "name": "DateTimeSensorAsync",
+                  "parameters": {"target_time": due.isoformat()}}
+        names = [f"nap-{i}" for i in range(count)]
+        for name in names:
+            self.create(_task(name, sensor))
+        finishes.wait(names, timeout=120)
+        fired = self._log_stamps(NAMESPACE, "app.kubernetes.io/component=operator", "triggerer",
+                                 rf"{namespace}/(\S+): trigger fired")
+        started = self._log_stamps(namespace, "airflowtask.dev/pool", None,
+                                   rf"warm_worker\S*:? {namespace}/(\S+) callback: started")
+        to_start = [started[n] - fired[n] for n in names if n in started and n in fired]
+        to_done = [finishes.at[n] - fired[n] for n in names if n in fired]
+        print(f"{self.execution}: {count} DateTimeSensorAsync due at once, {len(fired)} fires seen; fired -> "
+              f"callback started p50 / max: {_ms(to_start)}; fired -> Succeeded p50 / max: {_ms(to_done)}; due -> "
+              f"Succeeded p50 / max: {_ms([finishes.at[n] - due.timestamp() for n in names])}", flush=True)
+
+    def _log_stamps(self, namespace: str, selector: str, container: str | None, pattern: str) -> dict[str, float]:
+        """When each task's line matching ``pattern`` (its group 1 is the task's name) was logged, first."""
+        stamps: dict[str, float] = {}
+        for pod in self.core.list_namespaced_pod(namespace, label_selector=selector).items:
+            text = self.core.read_namespaced_pod_log(pod.metadata.name, namespace, container=container)
+            for when, message in _log_lines(text):
+                if match := re.search(pattern, message):
+                    stamps.setdefault(match.group(1), when)
+        return stamps
+
+
+def _log_lines(text: str) -> list[tuple[float, str]]:
+    """(time, message) of each log line: JSON (once Airflow has configured logging) or ``asctime level name``."""
+    lines = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            if line.startswith("{"):
+                record = json.loads(line)
+                when = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+                lines.append((when.timestamp(), f"{record['logger']}: {record['event']}"))
+            elif match := re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (.*)", line):
+                when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+                lines.append((when.timestamp(), match.group(2)))
+    return lines
+
+
+def _ms(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds) * 1000:.0f} / {max(seconds) * 1000:.0f} ms" if seconds else "-"
+
+
+def _deploy(plane: LocalControlPlane, execution: str, work: Path) -> None:
     install(plane.kubectl, write_overlay(work / execution, plane.images.operator if plane.images else None,
                                          MODES[execution]))
     plane.kubectl("rollout", "restart", f"deployment/{DEPLOYMENT}", "-n", NAMESPACE)
     plane.kubectl("rollout", "status", f"deployment/{DEPLOYMENT}", "-n", NAMESPACE, "--timeout=300s")
-    latencies = []
-    namespace = f"bench-{execution.lower()}-seq"
-    plane.kubectl("create", "namespace", namespace)
-    for i in range(sequential):
-        started = time.monotonic()
-        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(_task(f"empty-{i}", namespace)))
-        _wait_all(plane, namespace, i + 1)
-        latencies.append(time.monotonic() - started)
-    namespace = f"bench-{execution.lower()}-many"
-    plane.kubectl("create", "namespace", namespace)
-    cpu, workers = _operator_cgroup(plane, "cpuacct.usage"), _worker_pods(plane)
-    started = time.monotonic()
-    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([_task(f"empty-{i}", namespace)
-                                                                for i in range(concurrent)]))
-    _wait_all(plane, namespace, concurrent)
-    elapsed = time.monotonic() - started
-    cpu_ms = (_operator_cgroup(plane, "cpuacct.usage") - cpu) / 1e6 / concurrent
-    quantiles = statistics.quantiles(latencies, n=20)
-    print(f"| {execution} | {statistics.median(latencies):.2f} s | {quantiles[18]:.2f} s | {concurrent} in "
-          f"{elapsed:.1f} s ({concurrent / elapsed:.1f}/s) | {cpu_ms:.1f} ms | "
-          f"{_operator_cgroup(plane, 'memory.max_usage_in_bytes') / 2**20:.0f} MiB | "
-          f"{_worker_pods(plane) - workers} |", flush=True)
-    for ns in (f"bench-{execution.lower()}-seq", namespace):
-        plane.kubectl("delete", "namespace", ns, "--wait=false")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequential", type=int, default=20)
-    parser.add_argument("--concurrent", type=int, default=200)
+    parser.add_argument("--sizes", default="1,20,100,200")
+    parser.add_argument("--singles", type=int, default=20, help="tasks one after another for size 1")
+    parser.add_argument("--callbacks", type=int, default=10)
     parser.add_argument("--modes", default=",".join(MODES), help="comma separated: " + ", ".join(MODES))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-pods-"))
     with LocalControlPlane(work / "cluster") as plane:
-        print("| execution | create -> Succeeded p50 | p95 | concurrent | operator CPU per task | operator peak "
-              "memory | worker Pods made |")
-        print("|---|---|---|---|---|---|---|")
+        config.load_kube_config(str(plane.kubeconfig))
+        print("| execution | at once | create -> Succeeded p50 | p99 | tasks/s | operator CPU per task | "
+              "operator peak memory | worker Pods made |")
+        print("|---|---|---|---|---|---|---|---|")
         for execution in args.modes.split(","):
-            _run(plane, execution, args.sequential, args.concurrent, work)
+            _deploy(plane, execution, work)
+            bench = Bench(plane, execution)
+            bench.warm_up()
+            for size in (int(s) for s in args.sizes.split(",")):
+                bench.size(size, args.singles)
+            if args.callbacks:
+                bench.callbacks(args.callbacks)
+            bench.close()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +144,8 @@ class WarmPools:
         self.workers: dict[tuple[str, str], Worker] = {}
         self._creating: dict[tuple[str, str], float] = {}
         """(namespace, pool) -> loop time a worker Pod was asked for and has not become ready yet."""
-        self._changed: dict[tuple[str, str], asyncio.Event] = {}
+        self._waiting: dict[tuple[str, str], deque[asyncio.Future[None]]] = {}
+        """Steps waiting for room in a pool, first come first served: a freed slot wakes one, not all."""
         self._scaler: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -167,7 +169,7 @@ class WarmPools:
         key = (meta["namespace"], meta["name"])
         if kind == "DELETED":
             self.workers.pop(key, None)
-            self._wake(meta["namespace"], pool)
+            self._wake(meta["namespace"], pool, everyone=True)
             return
         worker = self.workers.setdefault(key, Worker(meta["namespace"], meta["name"], pool))
         worker.ip = status.get("podIP") or None
@@ -182,18 +184,26 @@ class WarmPools:
             worker.problem = (reason, f"warm worker Pod {worker.name}: {message}")
         if worker.ready or worker.ended or worker.problem:
             self._creating.pop((worker.namespace, pool), None)
-            self._wake(worker.namespace, pool)
+            self._wake(worker.namespace, pool, count=self.settings.warm.slots, everyone=not worker.ready)
 
-    def _wake(self, namespace: str, pool: str) -> None:
-        if event := self._changed.get((namespace, pool)):
-            event.set()
+    def _wake(self, namespace: str, pool: str, count: int = 1, everyone: bool = False) -> None:
+        """Wake the first ``count`` steps waiting for room in the pool (``everyone``: all of them)."""
+        waiting = self._waiting.get((namespace, pool)) or deque()
+        while waiting and (count > 0 or everyone):
+            if not (waiter := waiting.popleft()).done():
+                waiter.set_result(None)
+                count -= 1
 
     async def wait_for_worker(self, namespace: str, pool: str, timeout: float) -> None:
-        """Return when a worker of the pool may have room, at most after ``timeout`` seconds."""
-        event = self._changed.setdefault((namespace, pool), asyncio.Event())
-        event.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        """Return when a worker of the pool may have room for this step, at most after ``timeout`` seconds."""
+        waiter = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.setdefault((namespace, pool), deque())
+        waiting.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            with contextlib.suppress(ValueError):
+                waiting.remove(waiter)
 
     # ---- steps -------------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 from airflowtask.pod_security import check_pod
 from airflowtask.resource import AirflowTaskResource
-from airflowtask.warm_pools import LABEL_POOL, pool_name, step_outcome, worker_pod
+from airflowtask.settings import Settings
+from airflowtask.warm_pools import LABEL_POOL, WarmPools, pool_name, step_outcome, worker_pod
 
 IMAGE = "registry.example/airflow-tasks:1.2"
 KEY = b"k" * 32
@@ -101,3 +103,24 @@ def test_a_step_that_left_no_outcome_says_how_its_process_ended() -> None:
     exited = step_outcome({"state": "done", "exitCode": 3, "outcome": None}, ())
     assert (exited.reason, exited.message) == (
         "NoOutcome", "the step's process exited with code 3 without reporting an outcome")
+
+
+def test_a_freed_slot_wakes_the_longest_waiting_step_alone() -> None:
+    async def scenario() -> list[int]:
+        pools = WarmPools(kube=None, settings=Settings.from_env(), signer=None)  # type: ignore[arg-type]
+        woken: list[int] = []
+
+        async def step(number: int) -> None:
+            await pools.wait_for_worker("data", "warm-1", timeout=5)
+            woken.append(number)
+
+        steps = [asyncio.create_task(step(n)) for n in range(3)]
+        await asyncio.sleep(0)
+        pools._wake("data", "warm-1")  # one step done: one slot
+        await asyncio.sleep(0.01)
+        assert woken == [0]
+        pools._wake("data", "warm-1", everyone=True)  # a worker ended: every step looks again
+        await asyncio.gather(*steps)
+        return woken
+
+    assert asyncio.run(scenario()) == [0, 1, 2]
