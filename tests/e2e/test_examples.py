@@ -23,10 +23,22 @@ def _task_name(path: Path) -> str:
     return next(doc["metadata"]["name"] for doc in docs if doc["kind"] == "AirflowTask")
 
 
+def _with_execution(path: Path, execution: str | None) -> str:
+    """The example's manifests, its AirflowTask with ``spec.execution`` set (as written when None)."""
+    docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for doc in docs:
+        if doc["kind"] == "AirflowTask" and execution:
+            doc["spec"]["execution"] = execution
+    return yaml.safe_dump_all(docs)
+
+
+@pytest.mark.parametrize("execution", [None, "WarmPool"], ids=["as-written", "warm-pool"])
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_reaches_its_expected_phase(kubectl: Kubectl, operator: object, namespace: str, path: Path) -> None:
+def test_example_reaches_its_expected_phase(
+    kubectl: Kubectl, operator: object, namespace: str, path: Path, execution: str | None
+) -> None:
     expected, name = _expected(path), _task_name(path)
-    kubectl("apply", "-n", namespace, "-f", str(path))
+    kubectl("apply", "-n", namespace, "-f", "-", input=_with_execution(path, execution))
     condition = "condition=Succeeded" if expected == "Succeeded" else "condition=Succeeded=False"
     waited = kubectl("wait", "-n", namespace, f"--for={condition}", f"aft/{name}", "--timeout=90s", check=False)
     obj = kubectl.get_json(AFT, name, namespace)
