@@ -1,11 +1,11 @@
 """Task Pods vs WarmPool vs in-process on the local node: create -> Succeeded, throughput, the operator's cost.
 
-    python -P bench/bench_pod_overhead.py [--sizes 1,20,100,200] [--singles 20] [--callbacks 10]
+    python -P bench/bench_pod_overhead.py [--sizes 1,20,100,200] [--singles 20] [--callbacks 10] [--creators 8]
                                           [--modes Pod,WarmPool,in-process]
 
 Deploys the operator from manifests/ (as make run does) once per mode: task Pods, WarmPool (the task Pods' default
 execution set to WarmPool) and in-process. After one warm-up task (the image is pulled; a WarmPool has its worker),
-for each size it creates that many EmptyOperators at once through the API, from 8 threads (size 1: ``--singles``
+for each size it creates that many EmptyOperators at once, from ``--creators`` threads (size 1: ``--singles``
 tasks one after another), and prints create -> Succeeded p50/p99 (from each create call's return to the watch event
 that shows Succeeded), tasks/s (size / first create to last Succeeded), the operator containers' CPU per task (their
 cgroups' cpuacct, both replicas) and peak memory, and the worker Pods created. Then ``--callbacks``
@@ -35,7 +35,6 @@ from kubernetes import client, config, watch
 
 GROUP, VERSION, PLURAL = "airflowtask.dev", "v1alpha1", "airflowtasks"
 EMPTY = {"module": "airflow.providers.standard.operators.empty", "name": "EmptyOperator", "parameters": {}}
-CREATORS = 8
 MODES = {
     "Pod": {"AIRFLOWTASK_EXECUTION": "pods"},
     "WarmPool": {"AIRFLOWTASK_EXECUTION": "pods", "AIRFLOWTASK_DEFAULT_EXECUTION": "WarmPool"},
@@ -89,8 +88,8 @@ class Finishes:
 
 
 class Bench:
-    def __init__(self, plane: LocalControlPlane, execution: str) -> None:
-        self.plane, self.execution = plane, execution
+    def __init__(self, plane: LocalControlPlane, execution: str, creators: int) -> None:
+        self.plane, self.execution, self.creators = plane, execution, creators
         self.api = client.CustomObjectsApi()
         self.core = client.CoreV1Api()
         self.namespace = f"bench-{execution.lower()}"  # one namespace: a WarmPool's worker serves every size
@@ -142,7 +141,7 @@ class Bench:
                 finishes.wait([f"one-{i}"])
         else:
             names = [f"at-once-{size}-{i}" for i in range(size)]
-            with ThreadPoolExecutor(CREATORS) as creators:  # one client alone creates about 30 objects/s here
+            with ThreadPoolExecutor(self.creators) as creators:  # one client alone creates about 30 objects/s here
                 created = dict(zip(names, creators.map(lambda name: self.create(_task(name)), names), strict=True))
             finishes.wait(list(created))
         latencies = [finishes.at[name] - at for name, at in created.items()]
@@ -217,6 +216,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,20,100,200")
     parser.add_argument("--singles", type=int, default=20, help="tasks one after another for size 1")
     parser.add_argument("--callbacks", type=int, default=10)
+    parser.add_argument("--creators", type=int, default=8, help="threads creating the tasks of one size")
     parser.add_argument("--modes", default=",".join(MODES), help="comma separated: " + ", ".join(MODES))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-pods-"))
@@ -227,7 +227,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for execution in args.modes.split(","):
             _deploy(plane, execution, work)
-            bench = Bench(plane, execution)
+            bench = Bench(plane, execution, args.creators)
             bench.warm_up()
             for size in (int(s) for s in args.sizes.split(",")):
                 bench.size(size, args.singles)

@@ -73,11 +73,15 @@ def test_orphan_policy_leaves_the_job_running(kubectl: Kubectl, operator: Any, n
 
 def test_deadline_fails_the_task_and_cancels_the_job(kubectl: Kubectl, operator: Any, namespace: str,
                                                      jobs: JobService) -> None:
-    kubectl.apply(_conn(namespace, jobs), _job_task("late", namespace, 300, activeDeadlineSeconds=4))
+    # The deadline leaves a cold task Pod time to submit its job (a slow CI machine needs about 4 s for it).
+    kubectl.apply(_conn(namespace, jobs), _job_task("late", namespace, 300, activeDeadlineSeconds=20))
+    job_id = kubectl.wait_task("late", namespace, _deferred, timeout=20)["status"]["jobId"]
+    assert jobs.jobs[job_id].state == "running"
     status = kubectl.wait_phase("late", namespace, "Failed", timeout=60)["status"]
     assert status["reason"] == "DeadlineExceeded"
-    assert status["message"] == "activeDeadlineSeconds (4s) exceeded; the external job was cancelled"
-    assert jobs.jobs[status["jobId"]].state == "cancelled"
+    assert status["message"] == "activeDeadlineSeconds (20s) exceeded; the external job was cancelled"
+    assert status["jobId"] == job_id
+    assert jobs.jobs[job_id].state == "cancelled"
     assert ("Warning", "DeadlineExceeded") in [(t, r) for t, r, _ in kubectl.events("late", namespace)]
 
 
