@@ -147,6 +147,7 @@ class WarmPools:
         self._waiting: dict[tuple[str, str], deque[asyncio.Future[None]]] = {}
         """Steps waiting for room in a pool, first come first served: a freed slot wakes one, not all."""
         self._scaler: asyncio.Task[None] | None = None
+        self._connections = channel.Connections()
 
     def start(self) -> None:
         self._scaler = asyncio.create_task(self._scale_down_forever())
@@ -156,6 +157,7 @@ class WarmPools:
             self._scaler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scaler
+        self._connections.close()
 
     def key(self, namespace: str, pool: str) -> bytes:
         return self.signer.derive(f"warm-pool/{namespace}/{pool}")
@@ -168,7 +170,8 @@ class WarmPools:
         pool = (meta.get("labels") or {}).get(LABEL_POOL, "")
         key = (meta["namespace"], meta["name"])
         if kind == "DELETED":
-            self.workers.pop(key, None)
+            if (gone := self.workers.pop(key, None)) is not None and gone.ip:
+                self._connections.drop(gone.ip)
             self._wake(meta["namespace"], pool, everyone=True)
             return
         worker = self.workers.setdefault(key, Worker(meta["namespace"], meta["name"], pool))
@@ -212,7 +215,9 @@ class WarmPools:
         is made, up to the pool's limit, and :meth:`wait_for_worker` wakes when it is ready)."""
         pool = pool_name(task, image)
         ready = self._ready(task.namespace, pool)
-        for worker in ready:  # handed over before (an interrupted submission, a restart): never a second time
+        # Handed over before (an interrupted submission, a restart)? Never a second time. ``start`` answers for
+        # its own worker (it never starts a step it knows), so only the others are asked first.
+        for worker in ready[1:]:
             with contextlib.suppress(OSError, TimeoutError, channel.ChannelError):
                 if (await self._call(worker, {"op": "status", "id": step_id})).get("state") in ("running", "done"):
                     return worker.name
@@ -285,10 +290,10 @@ class WarmPools:
     async def _call(self, worker: Worker, request: dict[str, Any], timeout: float = _CALL_SECONDS) -> dict[str, Any]:
         key = self.key(worker.namespace, worker.pool)
         if not worker.unlocked:
-            await channel.unlock(worker.ip or "", channel.PORT, key, timeout)
+            await self._connections.unlock(worker.ip or "", channel.PORT, key, timeout)
             worker.unlocked = True
         try:
-            return await channel.call(worker.ip or "", channel.PORT, key, request, timeout)
+            return await self._connections.call(worker.ip or "", channel.PORT, key, request, timeout)
         except channel.ChannelError as error:
             if "is locked" in str(error):  # a new Pod behind a reused address
                 worker.unlocked = False

@@ -142,10 +142,10 @@ class WarmWorker:
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await reader.readline()
-            answer = await self.handle(line)
-            writer.write(json.dumps(answer).encode() + b"\n")
-            await writer.drain()
+            while line := await reader.readline():  # one request at a time, for as long as the operator keeps it open
+                answer = await self.handle(line)
+                writer.write(json.dumps(answer).encode() + b"\n")
+                await writer.drain()
         except (ConnectionError, ValueError, asyncio.LimitOverrunError) as exc:
             log.warning("dropped a connection: %s", exc)
         finally:

@@ -124,3 +124,37 @@ def test_a_freed_slot_wakes_the_longest_waiting_step_alone() -> None:
         return woken
 
     assert asyncio.run(scenario()) == [0, 1, 2]
+
+
+class _Answering(WarmPools):
+    """WarmPools whose workers answer from a table: which step each worker knows."""
+
+    def __init__(self, known: dict[str, set[str]]) -> None:
+        super().__init__(kube=None, settings=Settings.from_env(), signer=None)  # type: ignore[arg-type]
+        self.known, self.asked = known, []
+        for number, name in enumerate(known):
+            self.on_pod("ADDED", {"metadata": {"namespace": "data", "name": name, "labels": {LABEL_POOL: POOL}},
+                                  "status": {"podIP": f"10.0.0.{number + 1}", "phase": "Running",
+                                             "conditions": [{"type": "Ready", "status": "True"}]}})
+
+    async def _call(self, worker: Any, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        self.asked.append((worker.name, request["op"]))
+        if request["id"] in self.known[worker.name]:
+            return {"state": "running"}
+        if request["op"] == "start":
+            self.known[worker.name].add(request["id"])
+            return {"state": "running"}
+        return {"state": "unknown"}
+
+
+POOL = pool_name(_task(), IMAGE)
+
+
+@pytest.mark.parametrize("holder", ["worker-a", "worker-b", None])
+def test_a_step_handed_over_before_is_found_and_never_started_twice(holder: str | None) -> None:
+    pools = _Answering({"worker-a": set(), "worker-b": set()})
+    if holder:
+        pools.known[holder].add("uid-1/1/execute")
+    assert asyncio.run(pools.submit(_task(), IMAGE, "uid-1/1/execute", {})) == (holder or "worker-a")
+    assert sum("uid-1/1/execute" in steps for steps in pools.known.values()) == 1
+    assert ("worker-b", "start") not in pools.asked  # the first worker had room
