@@ -8,7 +8,8 @@ execution set to WarmPool) and in-process. After one warm-up task (the image is 
 for each size it creates that many EmptyOperators at once, from ``--creators`` threads (size 1: ``--singles``
 tasks one after another), and prints create -> Succeeded p50/p99 (from each create call's return to the watch event
 that shows Succeeded), tasks/s (size / first create to last Succeeded), the operator containers' CPU per task (their
-cgroups' cpuacct, both replicas) and peak memory, and the worker Pods created. Then ``--callbacks``
+cgroups' cpuacct, both replicas) and peak memory, and the worker Pods created; then, per task, the CPU of the
+local kube-apiserver and etcd and the API requests the server counted (apiserver_request_total). Then ``--callbacks``
 DateTimeSensorAsync due at one moment: from each trigger's fire (the triggerer's log line) to its callback starting
 (the worker's log line: WarmPool only) and to Succeeded.
 """
@@ -16,8 +17,10 @@ DateTimeSensorAsync due at one moment: from each trigger's fire (the triggerer's
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
+import os
 import re
 import statistics
 import tempfile
@@ -126,6 +129,21 @@ class Bench:
                         values.append(int(path.read_text()))
         return combine(values) if values else 0
 
+    def requests(self) -> collections.Counter[str]:
+        """The API server's request counts by verb, resource and subresource (from its metrics)."""
+        counts: collections.Counter[str] = collections.Counter()
+        api = self.core.api_client
+        answer = api.call_api(*api.param_serialize(method="GET", resource_path="/metrics",
+                                                   auth_settings=["BearerToken"]))
+        answer.read()
+        metrics = answer.data.decode()
+        for match in re.finditer(r"^apiserver_request_total\{(.*)\} (\S+)$", metrics, re.MULTILINE):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            what = f"{labels.get('verb')} {labels.get('resource')}" + (
+                f"/{labels['subresource']}" if labels.get("subresource") else "")
+            counts[what] += float(match.group(2))
+        return counts
+
     def workers_made(self) -> set[str]:
         return {pod.metadata.name for pod in self.core.list_pod_for_all_namespaces(
             label_selector="airflowtask.dev/pool").items}
@@ -133,6 +151,7 @@ class Bench:
     def size(self, size: int, singles: int) -> None:
         finishes = self.finishes
         workers, cpu = self.workers_made(), self.cgroup("cpuacct.usage")
+        requests, server_cpu = self.requests(), _server_cpu_seconds()
         first = time.time()
         if size == 1:
             created = {}
@@ -154,6 +173,12 @@ class Bench:
         label = f"1 ({singles} one by one)" if size == 1 else str(size)
         print(f"| {self.execution} | {label} | {statistics.median(latencies):.3f} s | {p99:.3f} s | "
               f"{count / elapsed:.1f} | {cpu_ms:.1f} ms | {peak / 2**20:.0f} MiB | {made} |", flush=True)
+        server_ms = {name: (seconds - server_cpu[name]) * 1000 / count
+                     for name, seconds in _server_cpu_seconds().items()}
+        per_task = sorted(((n - requests[what]) / count, what) for what, n in self.requests().items())
+        print(f"  {self.execution} {label}: per task, CPU of " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in
+              server_ms.items()) + "; API requests " + ", ".join(f"{what} {n:.2f}" for n, what in
+                                                                reversed(per_task) if n >= 0.05), flush=True)
 
     def callbacks(self, count: int) -> None:
         namespace, finishes = self.namespace, self.finishes
@@ -198,6 +223,18 @@ def _log_lines(text: str) -> list[tuple[float, str]]:
                 when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
                 lines.append((when.timestamp(), match.group(2)))
     return lines
+
+
+def _server_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of this machine's kube-apiserver and etcd processes (the local control plane's)."""
+    seconds = dict.fromkeys(("kube-apiserver", "etcd"), 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rpartition(")")[2].split()
+            if name in seconds:
+                seconds[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 def _ms(seconds: list[float]) -> str:
