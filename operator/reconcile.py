@@ -24,6 +24,11 @@ from airflowtask.status import Event, merge_patch, next_status, transition_event
 
 log = logging.getLogger(__name__)
 
+FIRST_NEWS_SECONDS = 1.0
+"""After a hand-over that can be found again (``Executor.idempotent_create``), how long to wait for the step's
+first news before recording it: a step that finishes by then goes from Pending straight to its outcome, one
+status write and one event fewer. The Submitting marker already lets a restarted operator adopt the step."""
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -232,7 +237,20 @@ class _Step:
         with metrics.connector_call("create"):
             meta, state = await self.executor.create(self.task, attempt, run)
         self.memory.meta = meta
+        if not state.finished and self.executor.idempotent_create:
+            state = await self._first_news(meta, run, state)
         await self._settle(meta, state)
+
+    async def _first_news(self, meta: Meta, run: RunInfo, state: TaskState) -> TaskState:
+        """The step's state after its first news, waited for at most FIRST_NEWS_SECONDS (and never past the
+        deadline); ``state`` when nothing came or stop came first."""
+        deadline = self.task.deadline(ObservedStatus.parse(self.current).start_time)
+        timeout = min(FIRST_NEWS_SECONDS, float(self.task.poll_interval_seconds),
+                      _seconds_until(deadline) if deadline else FIRST_NEWS_SECONDS)
+        if not await self._wait(self.executor.wait(meta, timeout), timeout):
+            return state
+        with metrics.connector_call("get"):
+            return await self.executor.get(self.task, meta, run)
 
     async def _observe(self, observed: ObservedStatus, *, deadline: datetime | None) -> None:
         try:

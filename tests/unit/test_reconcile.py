@@ -130,6 +130,36 @@ def test_follow_returns_when_stopped_while_waiting() -> None:
     assert executor.gets == 0
 
 
+class AdoptingExecutor(FakeExecutor):
+    """An executor whose create finds what an earlier create made (task Pods, warm pools)."""
+
+    idempotent_create = True
+
+
+def test_a_step_finished_within_the_first_news_wait_goes_from_pending_straight_to_its_outcome() -> None:
+    executor = AdoptingExecutor(_state(Phase.RUNNING, "Executing"), _state(Phase.SUCCEEDED, "Completed"))
+    executor.news.set()  # the worker reported before the first wait ended
+    kube, posted = asyncio.run(_follow(executor, _body(), TaskMemory()))
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Completed"]
+    assert [event.reason for events in posted for event in events] == ["Submitting", "Completed"]
+
+
+def test_a_step_without_news_within_the_first_news_wait_is_recorded_running(monkeypatch: Any) -> None:
+    monkeypatch.setattr("airflowtask.reconcile.FIRST_NEWS_SECONDS", 0.2)
+
+    async def scenario() -> tuple[FakeKube, list[list[Event]]]:
+        running = _state(Phase.RUNNING, "Executing")
+        executor = AdoptingExecutor(running, running, _state(Phase.SUCCEEDED, "Completed"))
+        following = asyncio.ensure_future(_follow(executor, _body(pollIntervalSeconds=1), TaskMemory()))
+        await asyncio.sleep(0.6)
+        executor.news.set()
+        return await following
+
+    kube, posted = asyncio.run(scenario())
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Executing", "Completed"]
+    assert [event.reason for events in posted for event in events] == ["Submitting", "Executing", "Completed"]
+
+
 def test_follow_of_a_finished_task_does_nothing() -> None:
     memory = TaskMemory(status={"phase": "Succeeded", "reason": "Completed"})
     executor = FakeExecutor(_state(Phase.SUCCEEDED, "Completed"))
