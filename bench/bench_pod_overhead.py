@@ -8,8 +8,9 @@ execution set to WarmPool) and in-process. After one warm-up task (the image is 
 for each size it creates that many EmptyOperators at once, from ``--creators`` threads (size 1: ``--singles``
 tasks one after another), and prints create -> Succeeded p50/p99 (from each create call's return to the watch event
 that shows Succeeded), tasks/s (size / first create to last Succeeded), the operator containers' CPU per task (their
-cgroups' cpuacct, both replicas) and peak memory, and the worker Pods created; then, per task, the CPU of the
-local kube-apiserver and etcd and the API requests the server counted (apiserver_request_total). Then ``--callbacks``
+cgroups' cpuacct, both replicas) and peak memory, and the worker Pods created; then, per task, where the machine's
+CPU went (the operator, the worker Pods, kube-apiserver, etcd, kubelet, containerd, this benchmark, the rest) and the
+API requests the server counted (apiserver_request_total). Then ``--callbacks``
 DateTimeSensorAsync due at one moment: from each trigger's fire (the triggerer's log line) to its callback starting
 (the worker's log line: WarmPool only) and to Succeeded.
 """
@@ -115,19 +116,33 @@ class Bench:
         self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
         return time.time()
 
-    def cgroup(self, name: str, combine: Any = sum) -> int:
-        """A counter of the operator containers (both replicas), from their cgroups (v1)."""
+    def cgroup(self, name: str, combine: Any = sum, selector: str = "app.kubernetes.io/component=operator",
+               container: str | None = "operator") -> int:
+        """A counter of some containers' cgroups (v1): by default the operator's (both replicas)."""
         values = []
-        for pod in self.core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/component=operator",
+        namespace = NAMESPACE if selector.startswith("app.kubernetes.io/component") else self.namespace
+        for pod in self.core.list_namespaced_pod(namespace, label_selector=selector,
                                                  field_selector="status.phase=Running").items:
             for status in pod.status.container_statuses or []:
-                if status.name != "operator" or not status.container_id:
+                if container not in (None, status.name) or not status.container_id:
                     continue
                 cid = status.container_id.split("://")[-1]
                 for mount in cgroup_mounts():
                     for path in (mount / self.plane.layout.cgroup_parent).rglob(f"pod{pod.metadata.uid}/{cid}/{name}"):
                         values.append(int(path.read_text()))
         return combine(values) if values else 0
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far: the operator's and the worker Pods' containers, the control plane's processes, this
+        benchmark, and the whole machine (busy time)."""
+        seconds = _process_cpu_seconds()
+        seconds["operator"] = self.cgroup("cpuacct.usage") / 1e9
+        seconds["workers"] = self.cgroup("cpuacct.usage", selector="airflowtask.dev/pool", container=None) / 1e9
+        times = os.times()
+        seconds["bench"] = times.user + times.system
+        fields = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        seconds["machine"] = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+        return seconds
 
     def requests(self) -> collections.Counter[str]:
         """The API server's request counts by verb, resource and subresource (from its metrics)."""
@@ -148,10 +163,19 @@ class Bench:
         return {pod.metadata.name for pod in self.core.list_pod_for_all_namespaces(
             label_selector="airflowtask.dev/pool").items}
 
+    def idle(self, seconds: float) -> None:
+        """Where the machine's CPU goes with nothing to do (the figures per task include it)."""
+        before = self.cpu()
+        time.sleep(seconds)
+        spent = {name: (value - before.get(name, 0.0)) * 1000 / seconds for name, value in self.cpu().items()}
+        spent["rest"] = spent.pop("machine") - sum(spent.values())
+        print(f"  {self.execution} idle: CPU ms per second of " + ", ".join(f"{name} {ms:.0f}" for name, ms in
+                                                                         spent.items()), flush=True)
+
     def size(self, size: int, singles: int) -> None:
         finishes = self.finishes
         workers, cpu = self.workers_made(), self.cgroup("cpuacct.usage")
-        requests, server_cpu = self.requests(), _server_cpu_seconds()
+        requests, before = self.requests(), self.cpu()
         first = time.time()
         if size == 1:
             created = {}
@@ -173,12 +197,12 @@ class Bench:
         label = f"1 ({singles} one by one)" if size == 1 else str(size)
         print(f"| {self.execution} | {label} | {statistics.median(latencies):.3f} s | {p99:.3f} s | "
               f"{count / elapsed:.1f} | {cpu_ms:.1f} ms | {peak / 2**20:.0f} MiB | {made} |", flush=True)
-        server_ms = {name: (seconds - server_cpu[name]) * 1000 / count
-                     for name, seconds in _server_cpu_seconds().items()}
+        spent = {name: (seconds - before.get(name, 0.0)) * 1000 / count for name, seconds in self.cpu().items()}
+        spent["rest"] = spent.pop("machine") - sum(spent.values())
         per_task = sorted(((n - requests[what]) / count, what) for what, n in self.requests().items())
         print(f"  {self.execution} {label}: per task, CPU of " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in
-              server_ms.items()) + "; API requests " + ", ".join(f"{what} {n:.2f}" for n, what in
-                                                                reversed(per_task) if n >= 0.05), flush=True)
+              spent.items()) + "; API requests " + ", ".join(f"{what} {n:.2f}" for n, what in
+                                                           reversed(per_task) if n >= 0.05), flush=True)
 
     def callbacks(self, count: int) -> None:
         namespace, finishes = self.namespace, self.finishes
@@ -225,15 +249,15 @@ def _log_lines(text: str) -> list[tuple[float, str]]:
     return lines
 
 
-def _server_cpu_seconds() -> dict[str, float]:
-    """CPU seconds of this machine's kube-apiserver and etcd processes (the local control plane's)."""
-    seconds = dict.fromkeys(("kube-apiserver", "etcd"), 0.0)
+def _process_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of this machine's control plane processes (with their reaped children)."""
+    seconds = dict.fromkeys(("kube-apiserver", "etcd", "kubelet", "containerd", "containerd-shim"), 0.0)
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
             stat = Path(f"/proc/{pid}/stat").read_text()
             name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rpartition(")")[2].split()
             if name in seconds:
-                seconds[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                seconds[name] += sum(int(n) for n in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     return seconds
 
 
@@ -266,6 +290,7 @@ def main() -> None:
             _deploy(plane, execution, work)
             bench = Bench(plane, execution, args.creators)
             bench.warm_up()
+            bench.idle(10)
             for size in (int(s) for s in args.sizes.split(",")):
                 bench.size(size, args.singles)
             if args.callbacks:
