@@ -242,15 +242,19 @@ class _Step:
         await self._settle(meta, state)
 
     async def _first_news(self, meta: Meta, run: RunInfo, state: TaskState) -> TaskState:
-        """The step's state after its first news, waited for at most FIRST_NEWS_SECONDS (and never past the
-        deadline); ``state`` when nothing came or stop came first."""
+        """The step's state after the news of its first FIRST_NEWS_SECONDS (never past the deadline or
+        ``pollIntervalSeconds``): each change is read, none written; ``state`` when nothing came."""
         deadline = self.task.deadline(ObservedStatus.parse(self.current).start_time)
-        timeout = min(FIRST_NEWS_SECONDS, float(self.task.poll_interval_seconds),
-                      _seconds_until(deadline) if deadline else FIRST_NEWS_SECONDS)
-        if not await self._wait(self.executor.wait(meta, timeout), timeout):
-            return state
-        with metrics.connector_call("get"):
-            return await self.executor.get(self.task, meta, run)
+        loop = asyncio.get_running_loop()
+        window = min(FIRST_NEWS_SECONDS, float(self.task.poll_interval_seconds),
+                     _seconds_until(deadline) if deadline else FIRST_NEWS_SECONDS)
+        end = loop.time() + window
+        while not state.finished and (timeout := end - loop.time()) > 0:
+            if not await self._wait(self.executor.wait(meta, timeout), timeout):
+                break
+            with metrics.connector_call("get"):
+                state = await self.executor.get(self.task, meta, run)
+        return state
 
     async def _observe(self, observed: ObservedStatus, *, deadline: datetime | None) -> None:
         try:
@@ -291,14 +295,14 @@ class _Step:
             "logLinks": [{"name": link.name, "uri": link.uri} for link in state.log_links] or None,
             **self.executor.status_fields(meta),
         }
-        if state.finished:
-            self.executor.forget(meta)
         if state.phase is Phase.FAILED:
             await self._finish_failed(state.reason, state.message, state.retryable, **fields)
-            return
-        if state.finished:
-            fields["completionTime"] = format_time(_now())
-        await self._write(phase=state.phase.value, reason=state.reason, message=state.message, **fields)
+        else:
+            if state.finished:
+                fields["completionTime"] = format_time(_now())
+            await self._write(phase=state.phase.value, reason=state.reason, message=state.message, **fields)
+        if state.finished:  # only once the outcome is recorded: until then, a restarted operator can still read it
+            self.executor.forget(meta)
 
     async def _finish_failed(self, reason: str, message: str, retryable: bool, **fields: Any) -> None:
         """Fail the attempt: retry after a backoff while ``backoffLimit`` allows, else fail the task."""

@@ -144,6 +144,34 @@ def test_a_step_finished_within_the_first_news_wait_goes_from_pending_straight_t
     assert [event.reason for events in posted for event in events] == ["Submitting", "Completed"]
 
 
+def test_every_change_within_the_first_news_wait_is_read_and_only_the_last_written() -> None:
+    executor = AdoptingExecutor(_state(Phase.PENDING, "WaitingForWorker"), _state(Phase.RUNNING, "Executing"),
+                                _state(Phase.SUCCEEDED, "Completed"))
+    executor.news.set()
+    kube, _ = asyncio.run(_follow(executor, _body(), TaskMemory()))
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Completed"]
+    assert executor.gets == 2
+
+
+def test_a_finished_step_is_forgotten_only_after_its_outcome_is_written() -> None:
+    class Recording(AdoptingExecutor):
+        def forget(self, meta: Any) -> None:
+            forgotten.append(len(kube.patches))
+
+    forgotten: list[int] = []
+    kube = FakeKube()
+    executor = Recording(_state(Phase.SUCCEEDED, "Completed"))
+    reconciler = Reconciler(executor, kube, Settings())  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        stop = asyncio.get_running_loop().create_future()
+        await asyncio.wait_for(reconciler.follow(_body(), TaskMemory(), stop, lambda events: None), 10)
+
+    asyncio.run(scenario())
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Completed"]
+    assert forgotten == [2]  # a worker keeps the outcome until status holds it
+
+
 def test_a_step_without_news_within_the_first_news_wait_is_recorded_running(monkeypatch: Any) -> None:
     monkeypatch.setattr("airflowtask.reconcile.FIRST_NEWS_SECONDS", 0.2)
 
