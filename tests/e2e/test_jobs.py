@@ -38,7 +38,7 @@ def _deferred(obj: dict[str, Any]) -> bool:
 
 def test_job_succeeds_with_its_result_and_job_id(kubectl: Kubectl, operator: Any, namespace: str,
                                                  jobs: JobService) -> None:
-    kubectl.apply(_conn(namespace, jobs), _job_task("job", namespace, 2, pollIntervalSeconds=600))
+    kubectl.apply(_conn(namespace, jobs), _job_task("job", namespace, 6, pollIntervalSeconds=600))
     deferred = kubectl.wait_task("job", namespace, _deferred)
     assert deferred["status"]["phase"] == "Running"
     # pollIntervalSeconds is 600: success is reported when the trigger fires, not at the next poll.
