@@ -6,6 +6,7 @@ settings added. The Flyte connector of ``manifests/flyte-connector/`` is run the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -72,8 +73,12 @@ class OperatorDeployment:
         pod = self.pod()
         pids = self._container_pids(pod)
         if pids:
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)
+            # All stopped first, then all killed (as runc freezes a container before killing it): no process of the
+            # container can react to another one's death, e.g. fail a task whose command was killed first.
+            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
         else:  # not our local node: the closest a client can do
             self.kubectl("delete", "pod", pod["metadata"]["name"], "-n", NAMESPACE, "--grace-period=0", "--force")
         self._leader = {}
