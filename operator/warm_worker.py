@@ -79,6 +79,8 @@ CHILD_OOM_SCORE_ADJ = 500
 STEP_ENV = "AIRFLOWTASK_STEP_ID"
 """Set in a step's environment, so that what it leaves running can be told apart."""
 SWEEP_SECONDS = 5.0
+LEFTOVER_GRACE_SECONDS = 1.0
+"""How long after a step ended what it left running is looked for."""
 STOP_SECONDS = 20.0
 """How long a stopping worker waits for its steps' on_kill."""
 _PR_SET_DUMPABLE = 4
@@ -303,7 +305,8 @@ class WarmWorker:
         how = f"signal {step.signal}" if step.signal else f"exit code {step.exit_code}"
         log.info("%s: ended (%s)", step.label, how)
         sys.stdout.flush()
-        self.sweep(step.id)
+        # What the step left is judged a moment later: a process its on_kill signalled may still be dying.
+        loop.call_later(LEFTOVER_GRACE_SECONDS, self.sweep, step.id)
 
     def sweep(self, ended: str | None = None) -> None:
         """Reap what was left to this process (it is their subreaper) and kill what a step left running outside its
