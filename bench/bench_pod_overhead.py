@@ -116,11 +116,10 @@ class Bench:
         self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
         return time.time()
 
-    def cgroup(self, name: str, combine: Any = sum, selector: str = "app.kubernetes.io/component=operator",
-               container: str | None = "operator") -> int:
+    def cgroup(self, name: str, combine: Any = sum, namespace: str = NAMESPACE,
+               selector: str = "app.kubernetes.io/component=operator", container: str | None = "operator") -> int:
         """A counter of some containers' cgroups (v1): by default the operator's (both replicas)."""
         values = []
-        namespace = NAMESPACE if selector.startswith("app.kubernetes.io/component") else self.namespace
         for pod in self.core.list_namespaced_pod(namespace, label_selector=selector,
                                                  field_selector="status.phase=Running").items:
             for status in pod.status.container_statuses or []:
@@ -137,7 +136,8 @@ class Bench:
         benchmark, and the whole machine (busy time)."""
         seconds = _process_cpu_seconds()
         seconds["operator"] = self.cgroup("cpuacct.usage") / 1e9
-        seconds["workers"] = self.cgroup("cpuacct.usage", selector="airflowtask.dev/pool", container=None) / 1e9
+        seconds["workers"] = self.cgroup("cpuacct.usage", namespace=self.namespace, selector="airflowtask.dev/pool",
+                                         container=None) / 1e9
         times = os.times()
         seconds["bench"] = times.user + times.system
         fields = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
@@ -167,15 +167,13 @@ class Bench:
         """Where the machine's CPU goes with nothing to do (the figures per task include it)."""
         before = self.cpu()
         time.sleep(seconds)
-        spent = {name: (value - before.get(name, 0.0)) * 1000 / seconds for name, value in self.cpu().items()}
-        spent["rest"] = spent.pop("machine") - sum(spent.values())
+        spent = _spent_ms(before, self.cpu(), seconds)
         print(f"  {self.execution} idle: CPU ms per second of " + ", ".join(f"{name} {ms:.0f}" for name, ms in
                                                                          spent.items()), flush=True)
 
     def size(self, size: int, singles: int) -> None:
         finishes = self.finishes
-        workers, cpu = self.workers_made(), self.cgroup("cpuacct.usage")
-        requests, before = self.requests(), self.cpu()
+        workers, requests, before = self.workers_made(), self.requests(), self.cpu()
         first = time.time()
         if size == 1:
             created = {}
@@ -190,15 +188,13 @@ class Bench:
         latencies = [finishes.at[name] - at for name, at in created.items()]
         count = len(created)
         elapsed = max(finishes.at[name] for name in created) - first
-        cpu_ms = (self.cgroup("cpuacct.usage") - cpu) / 1e6 / count
+        spent = _spent_ms(before, self.cpu(), count)
         made = len(self.workers_made() - workers)
         p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
         peak = self.cgroup("memory.max_usage_in_bytes", max)
         label = f"1 ({singles} one by one)" if size == 1 else str(size)
         print(f"| {self.execution} | {label} | {statistics.median(latencies):.3f} s | {p99:.3f} s | "
-              f"{count / elapsed:.1f} | {cpu_ms:.1f} ms | {peak / 2**20:.0f} MiB | {made} |", flush=True)
-        spent = {name: (seconds - before.get(name, 0.0)) * 1000 / count for name, seconds in self.cpu().items()}
-        spent["rest"] = spent.pop("machine") - sum(spent.values())
+              f"{count / elapsed:.1f} | {spent['operator']:.1f} ms | {peak / 2**20:.0f} MiB | {made} |", flush=True)
         per_task = sorted(((n - requests[what]) / count, what) for what, n in self.requests().items())
         print(f"  {self.execution} {label}: per task, CPU of " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in
               spent.items()) + "; API requests " + ", ".join(f"{what} {n:.2f}" for n, what in
@@ -247,6 +243,14 @@ def _log_lines(text: str) -> list[tuple[float, str]]:
                 when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
                 lines.append((when.timestamp(), match.group(2)))
     return lines
+
+
+def _spent_ms(before: dict[str, float], after: dict[str, float], per: float) -> dict[str, float]:
+    """CPU ms per ``per`` (tasks, or seconds) of each part between two ``Bench.cpu`` readings; "rest" is the
+    machine's busy time less all the parts."""
+    spent = {name: (seconds - before.get(name, 0.0)) * 1000 / per for name, seconds in after.items()}
+    spent["rest"] = spent.pop("machine") - sum(spent.values())
+    return spent
 
 
 def _process_cpu_seconds() -> dict[str, float]:

@@ -130,14 +130,8 @@ def test_follow_returns_when_stopped_while_waiting() -> None:
     assert executor.gets == 0
 
 
-class AdoptingExecutor(FakeExecutor):
-    """An executor whose create finds what an earlier create made (task Pods, warm pools)."""
-
-    idempotent_create = True
-
-
 def test_a_finished_step_is_forgotten_only_after_its_outcome_is_written() -> None:
-    class Recording(AdoptingExecutor):
+    class Recording(FakeExecutor):
         def forget(self, meta: Any) -> None:
             forgotten.append(len(kube.patches))
 
