@@ -197,26 +197,28 @@ class Kube:
             if error.status != 404:
                 raise
 
-    def watch_pods(self, selector: str, namespaces: Sequence[str],
-                   on_change: Callable[[str, dict[str, Any]], None]) -> threading.Event:
+    def watch_pods(self, selector: str, namespaces: Sequence[str], on_change: Callable[[str, dict[str, Any]], None],
+                   on_listed: Callable[[], None] = lambda: None) -> threading.Event:
         """Watch the Pods matching ``selector`` (in ``namespaces``, or all) from daemon threads.
 
-        ``on_change`` gets each event's type and Pod (plain JSON) in the watching thread. Set the returned
+        ``on_change`` gets each event's type and Pod (plain JSON) in the watching thread; ``on_listed`` is called
+        once per watched namespace, after ``on_change`` has had every Pod of its first listing. Set the returned
         event to stop.
         """
         stop = threading.Event()
         for namespace in namespaces or (None,):
-            thread = threading.Thread(target=self._watch_pods, args=(selector, namespace, on_change, stop),
+            thread = threading.Thread(target=self._watch_pods, args=(selector, namespace, on_change, on_listed, stop),
                                       name=f"pod-watch-{namespace or 'all'}", daemon=True)
             thread.start()
         return stop
 
     def _watch_pods(self, selector: str, namespace: str | None, on_change: Callable[[str, dict[str, Any]], None],
-                    stop: threading.Event) -> None:
+                    on_listed: Callable[[], None], stop: threading.Event) -> None:
         """List, then watch from the list's version; list again after the watch ends or breaks."""
         lister = (self._core.list_pod_for_all_namespaces if namespace is None
                   else lambda **kw: self._core.list_namespaced_pod(namespace, **kw))
         part = f"the Pod watch ({namespace or 'all namespaces'})"
+        listed_once = False
         while not stop.is_set():
             try:
                 listed = json.loads(lister(label_selector=selector, _request_timeout=self._timeout,
@@ -224,6 +226,9 @@ class Kube:
                 OUTAGE.succeeded(part)
                 for pod in listed["items"]:
                     on_change("MODIFIED", pod)
+                if not listed_once:
+                    listed_once = True
+                    on_listed()
                 watch = kubernetes.watch.Watch()
                 for event in watch.stream(lister, label_selector=selector, timeout_seconds=300, _request_timeout=330,
                                           resource_version=listed["metadata"]["resourceVersion"], deserialize=False):

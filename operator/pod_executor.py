@@ -123,12 +123,16 @@ class PodExecutor:
         """Steps whose Pod was refused for want of its ServiceAccount: since when (loop time)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_watch: Any = None
+        self._unlisted = 0
+        """Watched namespaces whose first Pod listing has not been seen yet."""
         self.pools = WarmPools(kube, settings, signer)
 
     def start(self) -> None:
         """Start the Pod watch (call from the event loop)."""
         self._loop = asyncio.get_running_loop()
-        self._stop_watch = self.kube.watch_pods(MANAGED_BY_SELECTOR, self.settings.namespaces, self._on_pod_event)
+        self._unlisted = len(self.settings.namespaces) or 1
+        self._stop_watch = self.kube.watch_pods(MANAGED_BY_SELECTOR, self.settings.namespaces, self._on_pod_event,
+                                                self._on_pods_listed)
         self.pools.start()
 
     async def close(self) -> None:
@@ -141,6 +145,16 @@ class PodExecutor:
         """From the watch thread: remember the Pod's latest state and wake whoever waits on it."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._changed_pod, kind, pod)
+
+    def _on_pods_listed(self) -> None:
+        """From the watch thread, after the Pods of its first listing (queued behind them)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._listed_namespace)
+
+    def _listed_namespace(self) -> None:
+        self._unlisted -= 1
+        if self._unlisted == 0:
+            self.pools.listed()
 
     def _changed_pod(self, kind: str, pod: dict[str, Any]) -> None:
         if LABEL_POOL in (pod["metadata"].get("labels") or {}):

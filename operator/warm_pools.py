@@ -148,6 +148,9 @@ class WarmPools:
         """Steps waiting for room in a pool, first come first served: a freed slot wakes one, not all."""
         self._scaler: asyncio.Task[None] | None = None
         self._connections = channel.Connections()
+        self._listed = asyncio.Event()
+        """Set once the Pod watch has listed every worker Pod there was: until then, a step handed over by an
+        earlier leader may be on a worker this process does not know."""
 
     def start(self) -> None:
         self._scaler = asyncio.create_task(self._scale_down_forever())
@@ -163,6 +166,12 @@ class WarmPools:
         return self.signer.derive(f"warm-pool/{namespace}/{pool}")
 
     # ---- what the watch says ---------------------------------------------------------------------------------
+
+    def listed(self) -> None:
+        """The Pod watch has listed every worker Pod (in the event loop, after their :meth:`on_pod`)."""
+        self._listed.set()
+        for namespace, pool in list(self._waiting):
+            self._wake(namespace, pool, everyone=True)
 
     def on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         """A worker Pod changed (from the executor's Pod watch, in the event loop)."""
@@ -214,13 +223,17 @@ class WarmPools:
         """Hand the step to a ready worker of its pool; that worker's name, or None when none has room (then one
         is made, up to the pool's limit, and :meth:`wait_for_worker` wakes when it is ready)."""
         pool = pool_name(task, image)
+        if not await self._know_every_worker():
+            return None
         ready = self._ready(task.namespace, pool)
         # Handed over before (an interrupted submission, a restart)? Never a second time. ``start`` answers for
-        # its own worker (it never starts a step it knows), so only the others are asked first.
-        for worker in ready[1:]:
-            with contextlib.suppress(OSError, TimeoutError, channel.ChannelError):
-                if (await self._call(worker, {"op": "status", "id": step_id})).get("state") in ("running", "done"):
-                    return worker.name
+        # the first ready worker (it never starts a step it knows); every other worker with an address is asked,
+        # ready or not.
+        for worker in self._of(task.namespace, pool):
+            if worker.ip and worker not in ready[:1]:
+                with contextlib.suppress(OSError, TimeoutError, channel.ChannelError):
+                    if (await self._call(worker, {"op": "status", "id": step_id})).get("state") in ("running", "done"):
+                        return worker.name
         for worker in ready:
             try:
                 answer = await self._call(worker, {"op": "start", "id": step_id, "order": order})
@@ -238,6 +251,12 @@ class WarmPools:
                 raise WorkerRefused(*worker.problem)
         await self._grow(task, image, pool)
         return None
+
+    async def _know_every_worker(self) -> bool:
+        """Wait (a little) for the Pod watch's first listing; False when it has not come."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listed.wait(), _CALL_SECONDS)
+        return self._listed.is_set()
 
     async def status(self, namespace: str, name: str, step_id: str, wait: float = 0.0) -> dict[str, Any] | None:
         """How the step stands on its worker; None when the worker is gone or no longer knows it."""

@@ -130,6 +130,29 @@ def test_follow_returns_when_stopped_while_waiting() -> None:
     assert executor.gets == 0
 
 
+class AdoptingExecutor(FakeExecutor):
+    """An executor whose create finds what an earlier create made (task Pods, warm pools)."""
+
+    idempotent_create = True
+
+
+def test_a_step_finished_within_the_hold_goes_from_pending_straight_to_its_outcome() -> None:
+    executor = AdoptingExecutor(_state(Phase.RUNNING, "Executing"), _state(Phase.SUCCEEDED, "Completed"))
+    executor.news.set()  # the worker reported before the first wait ended
+    kube, posted = asyncio.run(_follow(executor, _body(), TaskMemory()))
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Completed"]
+    assert [event.reason for events in posted for event in events] == ["Submitting", "Completed"]
+
+
+def test_every_change_within_the_hold_is_read_and_only_the_last_written() -> None:
+    executor = AdoptingExecutor(_state(Phase.PENDING, "WaitingForWorker"), _state(Phase.RUNNING, "Executing"),
+                                _state(Phase.SUCCEEDED, "Completed"))
+    executor.news.set()
+    kube, _ = asyncio.run(_follow(executor, _body(), TaskMemory()))
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Completed"]
+    assert executor.gets == 2
+
+
 def test_a_finished_step_is_forgotten_only_after_its_outcome_is_written() -> None:
     class Recording(FakeExecutor):
         def forget(self, meta: Any) -> None:
@@ -147,6 +170,38 @@ def test_a_finished_step_is_forgotten_only_after_its_outcome_is_written() -> Non
     asyncio.run(scenario())
     assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Completed"]
     assert forgotten == [2]  # a worker keeps the outcome until status holds it
+
+
+def test_a_step_without_news_within_the_hold_is_recorded_running(monkeypatch: Any) -> None:
+    monkeypatch.setattr("airflowtask.reconcile.HOLD_SECONDS", 0.2)
+
+    async def scenario() -> tuple[FakeKube, list[list[Event]]]:
+        running = _state(Phase.RUNNING, "Executing")
+        executor = AdoptingExecutor(running, running, _state(Phase.SUCCEEDED, "Completed"))
+        following = asyncio.ensure_future(_follow(executor, _body(pollIntervalSeconds=1), TaskMemory()))
+        await asyncio.sleep(0.6)
+        executor.news.set()
+        return await following
+
+    kube, posted = asyncio.run(scenario())
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Executing", "Completed"]
+    assert [event.reason for events in posted for event in events] == ["Submitting", "Executing", "Completed"]
+
+
+def test_a_later_change_is_held_too_and_a_quick_one_never_written(monkeypatch: Any) -> None:
+    monkeypatch.setattr("airflowtask.reconcile.HOLD_SECONDS", 0.2)
+
+    async def scenario() -> FakeKube:
+        executor = AdoptingExecutor(_state(Phase.RUNNING, "Executing"), _state(Phase.RUNNING, "Deferred"),
+                                    _state(Phase.SUCCEEDED, "Completed"))
+        following = asyncio.ensure_future(_follow(executor, _body(pollIntervalSeconds=1), TaskMemory()))
+        await asyncio.sleep(0.5)  # Executing is written after the hold; then the news: deferred, and at once done
+        executor.news.set()
+        kube, _ = await following
+        return kube
+
+    kube = asyncio.run(scenario())
+    assert [patch["reason"] for patch in kube.patches] == ["Submitting", "Executing", "Completed"]
 
 
 def test_follow_of_a_finished_task_does_nothing() -> None:

@@ -127,15 +127,22 @@ def test_a_freed_slot_wakes_the_longest_waiting_step_alone() -> None:
 
 
 class _Answering(WarmPools):
-    """WarmPools whose workers answer from a table: which step each worker knows."""
+    """WarmPools whose workers answer from a table: which step each worker knows. Nothing can be made (no Kube)."""
 
-    def __init__(self, known: dict[str, set[str]]) -> None:
+    def __init__(self, known: dict[str, set[str]], listed: bool = True) -> None:
         super().__init__(kube=None, settings=Settings.from_env(), signer=None)  # type: ignore[arg-type]
         self.known, self.asked = known, []
-        for number, name in enumerate(known):
-            self.on_pod("ADDED", {"metadata": {"namespace": "data", "name": name, "labels": {LABEL_POOL: POOL}},
-                                  "status": {"podIP": f"10.0.0.{number + 1}", "phase": "Running",
-                                             "conditions": [{"type": "Ready", "status": "True"}]}})
+        for name in known:
+            self.see(name)
+        if listed:
+            self.listed()
+
+    def see(self, name: str, ready: bool = True) -> None:
+        """The watch reports worker ``name`` (known to answer for ``self.known[name]``)."""
+        number = list(self.known).index(name) + 1
+        self.on_pod("ADDED", {"metadata": {"namespace": "data", "name": name, "labels": {LABEL_POOL: POOL}},
+                              "status": {"podIP": f"10.0.0.{number}", "phase": "Running",
+                                         "conditions": [{"type": "Ready", "status": str(ready)}]}})
 
     async def _call(self, worker: Any, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         self.asked.append((worker.name, request["op"]))
@@ -148,13 +155,42 @@ class _Answering(WarmPools):
 
 
 POOL = pool_name(_task(), IMAGE)
+STEP = "uid-1/1/execute"
 
 
 @pytest.mark.parametrize("holder", ["worker-a", "worker-b", None])
 def test_a_step_handed_over_before_is_found_and_never_started_twice(holder: str | None) -> None:
     pools = _Answering({"worker-a": set(), "worker-b": set()})
     if holder:
-        pools.known[holder].add("uid-1/1/execute")
-    assert asyncio.run(pools.submit(_task(), IMAGE, "uid-1/1/execute", {})) == (holder or "worker-a")
-    assert sum("uid-1/1/execute" in steps for steps in pools.known.values()) == 1
+        pools.known[holder].add(STEP)
+    assert asyncio.run(pools.submit(_task(), IMAGE, STEP, {})) == (holder or "worker-a")
+    assert sum(STEP in steps for steps in pools.known.values()) == 1
     assert ("worker-b", "start") not in pools.asked  # the first worker had room
+
+
+def test_a_worker_not_ready_now_is_asked_for_the_step_before_another_starts_it() -> None:
+    pools = _Answering({"worker-a": set(), "worker-b": {STEP}})
+    pools.see("worker-b", ready=False)  # e.g. its readiness probe missed once under load
+    assert asyncio.run(pools.submit(_task(), IMAGE, STEP, {})) == "worker-b"
+    assert ("worker-a", "start") not in pools.asked
+
+
+def test_a_new_leader_hands_nothing_over_before_its_watch_has_listed_the_workers() -> None:
+    async def scenario() -> tuple[str | None, list[tuple[str, str]]]:
+        pools = _Answering({"worker-a": set()}, listed=False)
+        pools.workers.clear()  # the watch has not reported anything yet
+        pools.known["worker-a"].add(STEP)  # an earlier leader handed the step to worker-a
+        submitting = asyncio.create_task(pools.submit(_task(), IMAGE, STEP, {}))
+        await asyncio.sleep(0.05)
+        assert not submitting.done() and pools.asked == []  # neither asked nor grown (no Kube: growing would fail)
+        pools.see("worker-a")
+        pools.listed()
+        return await submitting, pools.asked
+
+    assert asyncio.run(scenario()) == ("worker-a", [("worker-a", "start")])  # found, not started again
+
+
+def test_without_the_watchs_listing_a_step_waits_and_no_worker_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airflowtask.warm_pools._CALL_SECONDS", 0.05)
+    pools = _Answering({}, listed=False)
+    assert asyncio.run(pools.submit(_task(), IMAGE, STEP, {})) is None
