@@ -1,6 +1,7 @@
 """kopf registrations: thin glue from watch events to ``reconcile.Reconciler``.
 
-- a timer per unfinished AirflowTask follows it (submit, wait for news, record status) until it finished;
+- a timer per unfinished AirflowTask that has our finalizer follows it (submit, wait for news, record status)
+  until it finished;
 - a deletion handler cancels the external job before kopf removes the finalizer;
 - a daemon per finished AirflowTask with ``ttlSecondsAfterFinished`` deletes it when due.
 
@@ -107,8 +108,11 @@ class NoDiffBase(kopf.DiffBaseStorage):
         """Nothing to keep."""
 
 
-def _unfinished(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in FINISHED_PHASES
+def _to_follow(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
+    """Unfinished, and guarded by our finalizer: nothing is submitted that a deletion could leave running
+    uncancelled. (kopf starts timers on the first event, before its own finalizer patch is echoed; a status write
+    then would make kopf patch the finalizer a second time.)"""
+    return FINALIZER in (meta.get("finalizers") or ()) and status.get("phase") not in FINISHED_PHASES
 
 
 def _expiring(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
@@ -126,7 +130,7 @@ def _post(body: kopf.Body, events: list[Event]) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-@kopf.timer(*RESOURCE, id="advance", interval=1.0, when=_unfinished)
+@kopf.timer(*RESOURCE, id="advance", interval=1.0, when=_to_follow)
 async def advance(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """Submit, then wait for news (at most pollIntervalSeconds at a time) and record it, until the task finished
     or kopf stops us; kopf calls again a second after an error or a step that neither wrote nor waited."""

@@ -4,6 +4,7 @@ identity (namespace, ServiceAccount, image, podTemplate, connections), and a ten
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,22 @@ def test_a_step_past_the_workers_memory_limit_is_killed_alone(kubectl: Kubectl, 
     [pod] = workers(kubectl, namespace)
     assert pod["metadata"]["name"] == hungry["podName"] == modest["podName"]
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_every_state_a_watcher_sees_is_guarded_by_the_finalizer(kubectl: Kubectl, operator: Any,
+                                                                 namespace: str) -> None:
+    names = [f"guarded-{i}" for i in range(4)]
+    states = '{.metadata.name} {.metadata.finalizers[*]} {.status.phase}/{.status.reason}{"\\n"}'
+    with kubectl.watching("get", "airflowtasks", "-n", namespace, "--watch", "-o", f"jsonpath={states}") as lines:
+        time.sleep(2)  # the watch is open
+        kubectl.apply(*(warm_task(name, namespace, "true") for name in names))
+        for name in names:
+            assert finished(kubectl, name, namespace)["phase"] == "Succeeded"
+        time.sleep(1)
+    seen = [line.split() for line in lines if line.strip()]
+    assert {fields[0] for fields in seen if fields[-1] == "Succeeded/Completed"} == set(names), lines
+    # Nothing is submitted before a deletion would be stopped to cancel it.
+    assert [f for f in seen if f[-1] != "/" and "airflowtask.dev/cancel-external-job" not in f] == [], lines
 
 
 def test_an_operator_killed_with_steps_in_flight_adopts_them_and_runs_nothing_twice(

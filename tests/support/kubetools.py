@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -26,6 +27,18 @@ class Kubectl:
 
     def apply(self, *manifests: Mapping[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
         return self("apply", "-f", "-", input=yaml.safe_dump_all(list(manifests)), check=check)
+
+    @contextlib.contextmanager
+    def watching(self, *args: str) -> Iterator[list[str]]:
+        """Run ``kubectl <args>`` (a ``--watch``) while the block runs; the list holds its output lines after it."""
+        lines: list[str] = []
+        command = [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}", *args]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as watch:
+            try:
+                yield lines
+            finally:
+                watch.terminate()
+                lines.extend(watch.communicate(timeout=30)[0].splitlines())
 
     def get_json(self, resource: str, name: str, namespace: str) -> dict[str, Any]:
         return json.loads(self("get", resource, name, "-n", namespace, "-o", "json").stdout)
