@@ -46,6 +46,10 @@ class Executor(Protocol):
     def status_fields(self, meta: Meta) -> dict[str, Any]:
         """Extra status fields: the log tail, the Pod's name."""
 
+    def recorded(self, meta: Meta) -> None:
+        """The status now holds what ``meta``'s steps reported: what was kept only so that a restarted operator
+        could read it again may go."""
+
     def forget(self, meta: Meta) -> None:
         """Drop what is held in memory for a finished or deleted attempt."""
 
@@ -91,6 +95,9 @@ class InProcessExecutor:
 
     def status_fields(self, meta: Meta) -> dict[str, Any]:
         return {"logs": log_tail(self.engine.logs(_engine_meta(meta)), self.log_tail_lines)}
+
+    def recorded(self, meta: Meta) -> None:
+        """(The engine keeps nothing for a restart: it has none.)"""
 
     def forget(self, meta: Meta) -> None:
         self.engine.forget(_engine_meta(meta))

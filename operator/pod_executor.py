@@ -119,6 +119,8 @@ class PodExecutor:
         self._logs: dict[tuple[str, str], list[str]] = {}
         self._launched: set[str] = set()
         """Keys of the triggers handed to the triggerer by this process."""
+        self._unrecorded: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """Per warm task: (worker, step id) of the steps whose outcome was read and is not in the status yet."""
         self._missing_accounts: dict[str, float] = {}
         """Steps whose Pod was refused for want of its ServiceAccount: since when (loop time)."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -233,12 +235,23 @@ class PodExecutor:
             fields["logs"] = "\n".join(logs[-self.settings.log_tail_lines:])
         return fields
 
+    def recorded(self, meta: Any) -> None:
+        """Workers forget the steps whose outcome the status now holds (a worker keeping one cannot retire)."""
+        assert isinstance(meta, PodMeta)
+        for worker, step_id in self._unrecorded.pop(self._key_of(meta), ()):
+            self._forget_step(meta.namespace, worker, step_id)
+
     def forget(self, meta: Any) -> None:
         assert isinstance(meta, PodMeta)
+        self.recorded(meta)
         self._unfollow(meta)
         self._drop_trigger(meta)
-        if meta.warm and meta.worker and self._loop is not None:
-            self._loop.create_task(self.pools.forget(meta.namespace, meta.worker, _step_id(meta)))
+        if meta.warm and meta.worker:
+            self._forget_step(meta.namespace, meta.worker, _step_id(meta))
+
+    def _forget_step(self, namespace: str, worker: str, step_id: str) -> None:
+        if self._loop is not None:
+            self._loop.create_task(self.pools.forget(namespace, worker, step_id))
 
     # ---- steps ---------------------------------------------------------------------------------------------
 
@@ -395,6 +408,8 @@ class PodExecutor:
             return TaskState(Phase.RUNNING, Reason.EXECUTING, f"warm worker {meta.worker} runs {_what(meta.step)}",
                              job_id=meta.job_id)
         key = self._key_of(meta)
+        if (meta.worker, _step_id(meta)) not in (unrecorded := self._unrecorded.setdefault(key, [])):
+            unrecorded.append((meta.worker, _step_id(meta)))
         lines = [str(line) for line in answer.get("log") or []]
         self._logs[key] = [*self._logs.get(key, []), *lines[-self.settings.log_tail_lines:]]
         return await self._finished_step(task, meta, step_outcome(answer, self.settings.engine.allowed_modules))

@@ -303,7 +303,9 @@ class _Step:
             if state.finished:
                 fields["completionTime"] = format_time(_now())
             await self._write(phase=state.phase.value, reason=state.reason, message=state.message, **fields)
-        if state.finished:  # only once the outcome is recorded: until then, a restarted operator can still read it
+        # Only once what the steps reported is recorded: until then, a restarted operator can still read it.
+        self.executor.recorded(meta)
+        if state.finished:
             self.executor.forget(meta)
 
     async def _finish_failed(self, reason: str, message: str, retryable: bool, **fields: Any) -> None:

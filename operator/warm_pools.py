@@ -361,7 +361,8 @@ class WarmPools:
                 continue
             try:
                 state = await self._call(worker, {"op": "ping"})
-                idle = state.get("running") == 0 and state.get("idleSeconds", 0) >= self.settings.warm.idle_seconds
+                idle = (state.get("running") == 0 and state.get("unread") == 0  # (its exit would lose an outcome)
+                        and state.get("idleSeconds", 0) >= self.settings.warm.idle_seconds)
                 if idle and (await self._call(worker, {"op": "retire"})).get("state") == "retired":
                     log.info("retired idle worker %s/%s of pool %s", worker.namespace, worker.name, worker.pool)
                     worker.ready = False

@@ -27,11 +27,14 @@ Requests (``id`` is the caller's name for a step; every answer carries ``state``
   termination log's text, or null), ``exitCode``/``signal`` and ``log`` (the last lines). With ``wait``, the answer
   waits until the step is done, at most that long (and at most MAX_WAIT_SECONDS).
 - ``{"op": "cancel", "id"}``: SIGTERM to a running step (it calls ``on_kill()`` and ends Cancelled).
-- ``{"op": "forget", "id"}``: drop a finished step's record.
+- ``{"op": "forget", "id"}``: drop a finished step's record; a running step's is dropped once it ends (the
+  operator forgets a step it has cancelled for good: nobody will read its outcome).
 - ``{"op": "unlock", "key": <hex>}`` (unsigned, once), ``{"op": "ping"}``: ``ready`` or ``retired``, with
-  ``running``, ``slots`` and ``idleSeconds``. ``{"op": "retire"}``: an idle worker takes no more steps and exits
-  (a busy one says so and goes on). A worker also retires itself when a step leaves a process running outside its
-  process group; a retired worker answers ``start`` with ``retired``.
+  ``running``, ``unread`` (finished steps not forgotten), ``slots`` and ``idleSeconds``. ``{"op": "retire"}``: an
+  idle worker takes no more steps and exits; one with a step running or an outcome not yet forgotten says so and
+  goes on (its exit would lose an outcome the operator has not written). A worker also retires itself when a step
+  leaves a process running outside its process group. A retired worker answers ``start`` with ``retired`` and
+  exits once no step runs and every outcome has been forgotten.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class Step:
     signal: str | None = None
     outcome: str | None = None
     ended: float | None = None
+    forgotten: bool = False
+    """Asked to forget while it ran: dropped once it ends."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def answer(self) -> dict[str, Any]:
@@ -136,8 +141,9 @@ class WarmWorker:
 
     def state(self) -> dict[str, Any]:
         idle = 0.0 if self.running else time.monotonic() - self.last_step
-        return {"state": "retired" if self.retired else "ready", "running": self.running, "slots": self.slots,
-                "idleSeconds": round(idle, 3), "retired": self.retired}
+        return {"state": "retired" if self.retired else "ready", "running": self.running,
+                "unread": len(self.steps) - self.running, "slots": self.slots, "idleSeconds": round(idle, 3),
+                "retired": self.retired}
 
     async def serve(self, port: int, host: str = "0.0.0.0") -> asyncio.Server:
         return await asyncio.start_server(self._serve_one, host, port, limit=channel.LINE_LIMIT)
@@ -167,7 +173,7 @@ class WarmWorker:
         if op in ("ping", "unlock"):
             return self.state()
         if op == "retire":
-            if not self.running and not self.retired:
+            if not self.steps and not self.retired:
                 self._retire("the operator retired it (idle)")
             return self.state()
         if not isinstance(step_id, str) or not step_id:
@@ -190,8 +196,9 @@ class WarmWorker:
             return step.answer()
         if op == "forget":
             if step.ended is not None:
-                del self.steps[step_id]
+                self._drop(step_id)
                 return {"state": "unknown", "id": step_id}
+            step.forgotten = True
             return step.answer()
         return {"error": f"unknown op {op!r} (known: unlock, ping, start, status, cancel, forget, retire)"}
 
@@ -226,13 +233,19 @@ class WarmWorker:
     def _retire(self, why: str) -> None:
         log.warning("retiring: %s", why)
         self.retired = why
-        if not self.running:
+        if not self.steps:
+            self.stopped.set()
+
+    def _drop(self, step_id: str) -> None:
+        """Forget a finished step; a retired worker exits once it has nothing left to run or to tell."""
+        del self.steps[step_id]
+        if self.retired and not self.steps:
             self.stopped.set()
 
     def _prune(self) -> None:
         now = time.monotonic()
         for step_id in [i for i, s in self.steps.items() if s.ended is not None and now - s.ended > KEEP_SECONDS]:
-            del self.steps[step_id]
+            self._drop(step_id)
 
     # ---- a step's child ---------------------------------------------------------------------------------------
 
@@ -302,6 +315,8 @@ class WarmWorker:
         shutil.rmtree(step.directory, ignore_errors=True)
         step.ended = self.last_step = time.monotonic()
         step.done.set()
+        if step.forgotten:
+            self._drop(step.id)
         how = f"signal {step.signal}" if step.signal else f"exit code {step.exit_code}"
         log.info("%s: ended (%s)", step.label, how)
         sys.stdout.flush()
@@ -327,7 +342,7 @@ class WarmWorker:
                 log.info("killing process %d, left running by %s", pid, f"step {ended}" if marked else "a step")
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        if self.retired and not steps:
+        if self.retired and not self.steps:
             self.stopped.set()
 
     async def sweep_forever(self) -> None:

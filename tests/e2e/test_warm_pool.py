@@ -125,9 +125,22 @@ def test_a_worker_pod_killed_mid_step_retries_only_its_steps(kubectl: Kubectl, o
 
 
 def test_an_idle_pool_goes_to_zero_pods_and_comes_back(kubectl: Kubectl, operator: Any, namespace: str) -> None:
+    """Whatever its steps did (succeed, defer, fail and retry, be cancelled), each outcome is forgotten once it is in
+    the status: a worker keeps one it has not been told to forget, and such a worker is never retired. A task
+    deferred for an hour keeps no worker meanwhile."""
+    due = datetime.now(UTC) + timedelta(hours=1)
     kubectl.apply(warm_task("before", namespace, "true"))
-    assert finished(kubectl, "before", namespace)["phase"] == "Succeeded"
+    kubectl.apply(airflow_task("deferred", namespace, "airflow.providers.standard.sensors.date_time",
+                               "DateTimeSensorAsync", {"target_time": due.isoformat()}, execution="WarmPool"))
+    kubectl.apply(warm_task("retried", namespace, "test {{ ti.try_number }} -ge 2", backoffLimit=1))
+    kubectl.apply(warm_task("deleted", namespace, "echo started; sleep 300"))
+    wait_until(lambda: "] started" in worker_logs(kubectl, namespace), 120, "the step to delete runs")
+    kubectl("delete", "aft", "deleted", "-n", namespace, "--wait=true", "--timeout=60s")
+    for name, attempts in (("before", 1), ("retried", 2)):
+        status = finished(kubectl, name, namespace)
+        assert (status["phase"], status["attempts"]) == ("Succeeded", attempts), status
     wait_until(lambda: not workers(kubectl, namespace), 120, "the idle pool is scaled to zero")
+    assert kubectl.get_json("aft", "deferred", namespace)["status"]["reason"] == "Deferred"
     kubectl.apply(warm_task("after", namespace, "echo back"))
     status = finished(kubectl, "after", namespace)
     assert (status["phase"], status["result"]) == ("Succeeded", "back")

@@ -194,3 +194,31 @@ def test_without_the_watchs_listing_a_step_waits_and_no_worker_is_made(monkeypat
     monkeypatch.setattr("airflowtask.warm_pools._CALL_SECONDS", 0.05)
     pools = _Answering({}, listed=False)
     assert asyncio.run(pools.submit(_task(), IMAGE, STEP, {})) is None
+
+
+class _LeadingKube:
+    """The little of Kube that scaling down uses: it leads, and records the Pods it deletes."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def leading(self) -> bool:
+        return True
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+
+
+@pytest.mark.parametrize(("unread", "retired"), [(1, False), (0, True)])
+def test_an_idle_worker_holding_an_unread_outcome_is_not_retired(unread: int, retired: bool) -> None:
+    class Idle(_Answering):
+        async def _call(self, worker: Any, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+            self.asked.append((worker.name, request["op"]))
+            state = "retired" if request["op"] == "retire" else "ready"
+            return {"state": state, "running": 0, "unread": unread, "idleSeconds": 10 * idle_seconds}
+
+    pools = Idle({"worker-a": set()})
+    idle_seconds = pools.settings.warm.idle_seconds
+    pools.kube = kube = _LeadingKube()  # type: ignore[assignment]
+    asyncio.run(pools._scale_down())
+    assert (("worker-a", "retire") in pools.asked, kube.deleted == ["worker-a"]) == (retired, retired)

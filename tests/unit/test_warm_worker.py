@@ -273,20 +273,46 @@ def test_a_step_that_leaves_a_process_behind_retires_the_worker(own_pool: Pool) 
     own_pool.start("leaver", bash, name="leaver")
     assert outcome_of(own_pool.finished("leaver")).phase.value == "Succeeded"  # the step's own outcome stands
     left = int(marker.read_text())
-    assert own_pool.process.wait(timeout=30) == 0  # retired, and with no step left it exited
+    deadline = time.monotonic() + 30
+    while own_pool.call({"op": "ping"})["state"] != "retired":
+        assert time.monotonic() < deadline, own_pool.log()
+        time.sleep(0.1)
+    assert own_pool.call({"op": "status", "id": "leaver"})["state"] == "done"  # kept until the operator forgets it
+    own_pool.call({"op": "forget", "id": "leaver"})
+    assert own_pool.process.wait(timeout=30) == 0  # retired, and with nothing left to run or tell it exited
     assert f"retiring: step leaver left process {left} running outside its process group" in own_pool.log()
     stat = Path(f"/proc/{left}/stat")
     assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z", "it outlived the worker"
 
 
-def test_an_idle_worker_retires_when_asked_and_a_busy_one_goes_on(own_pool: Pool) -> None:
+def test_an_idle_worker_retires_when_asked_but_not_while_a_step_runs_or_its_outcome_is_unread(own_pool: Pool) -> None:
     asyncio.run(channel.unlock("127.0.0.1", own_pool.port, KEY))
     sleeper = {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator",
                "parameters": {"bash_command": "sleep 1"}}
     own_pool.start("busy", sleeper, name="busy")
     assert own_pool.call({"op": "retire"})["state"] == "ready"  # a step runs: not retired
     own_pool.finished("busy")
+    refused = own_pool.call({"op": "retire"})  # its outcome is not forgotten: exiting would lose it
+    assert (refused["state"], refused["running"], refused["unread"]) == ("ready", 0, 1)
+    assert own_pool.call({"op": "status", "id": "busy"})["state"] == "done"
+    own_pool.call({"op": "forget", "id": "busy"})
     assert own_pool.call({"op": "retire"})["state"] == "retired"
+    assert own_pool.process.wait(timeout=30) == 0
+
+
+def test_a_step_forgotten_while_it_runs_is_dropped_when_it_ends(own_pool: Pool) -> None:
+    asyncio.run(channel.unlock("127.0.0.1", own_pool.port, KEY))
+    sleeper = {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator",
+               "parameters": {"bash_command": "sleep 120"}}
+    own_pool.start("deleted", sleeper, name="deleted")
+    own_pool.call({"op": "cancel", "id": "deleted"})  # as for a deleted AirflowTask: cancel, then forget
+    assert own_pool.call({"op": "forget", "id": "deleted"})["state"] in ("running", "unknown")
+    deadline = time.monotonic() + 30
+    while own_pool.call({"op": "status", "id": "deleted"})["state"] != "unknown":
+        assert time.monotonic() < deadline, own_pool.log()
+        time.sleep(0.1)
+    assert "tenant-a/deleted execute: ended (" in own_pool.log()
+    assert own_pool.call({"op": "retire"})["state"] == "retired"  # nothing kept it
     assert own_pool.process.wait(timeout=30) == 0
 
 
