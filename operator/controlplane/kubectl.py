@@ -34,11 +34,15 @@ class Kubectl:
         path = os.pathsep.join([str(Path(resolved).parent), os.environ.get("PATH", "")])
         return os.environ | {"KUBECONFIG": str(self.kubeconfig), "PATH": path}
 
+    def command(self, *args: str) -> list[str]:
+        """The command line of ``kubectl <args>`` against this cluster (to run it as one needs)."""
+        return [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args]
+
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this cluster, capturing text output; raise KubectlError if ``check``."""
-        cmd = [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args]
+        cmd = self.command(*args)
         result = subprocess.run(cmd, input=input, capture_output=True, text=True, check=False)
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, cmd, result.stdout, result.stderr)

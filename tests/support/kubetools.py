@@ -32,7 +32,7 @@ class Kubectl:
     def watching(self, *args: str) -> Iterator[list[str]]:
         """Run ``kubectl <args>`` (a ``--watch``) while the block runs; the list holds its output lines after it."""
         lines: list[str] = []
-        command = [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}", *args]
+        command = self.cluster.command(*args)
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as watch:
             try:
                 yield lines
