@@ -303,8 +303,12 @@ def test_an_idle_worker_retires_when_asked_but_not_while_a_step_runs_or_its_outc
 def test_a_step_forgotten_while_it_runs_is_dropped_when_it_ends(own_pool: Pool) -> None:
     asyncio.run(channel.unlock("127.0.0.1", own_pool.port, KEY))
     sleeper = {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator",
-               "parameters": {"bash_command": "sleep 120"}}
+               "parameters": {"bash_command": "echo started; sleep 120"}}
     own_pool.start("deleted", sleeper, name="deleted")
+    deadline = time.monotonic() + 30
+    while not own_pool.log().rstrip().endswith("] started"):  # (a SIGTERM before execute lets the step run)
+        assert time.monotonic() < deadline, own_pool.log()
+        time.sleep(0.05)
     own_pool.call({"op": "cancel", "id": "deleted"})  # as for a deleted AirflowTask: cancel, then forget
     assert own_pool.call({"op": "forget", "id": "deleted"})["state"] in ("running", "unknown")
     deadline = time.monotonic() + 30
