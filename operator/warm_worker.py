@@ -342,8 +342,6 @@ class WarmWorker:
                 log.info("killing process %d, left running by %s", pid, f"step {ended}" if marked else "a step")
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        if self.retired and not self.steps:
-            self.stopped.set()
 
     async def sweep_forever(self) -> None:
         while True:

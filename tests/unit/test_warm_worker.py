@@ -118,6 +118,13 @@ class Pool:
     def log(self) -> str:
         return self.output.read_text(errors="replace")
 
+    def until_started(self, within: float = 30.0) -> None:
+        """Until a step has printed ``started`` (its execute() runs: a SIGTERM now calls on_kill)."""
+        deadline = time.monotonic() + within
+        while not self.log().rstrip().endswith("] started"):
+            assert time.monotonic() < deadline, self.log()
+            time.sleep(0.05)
+
 
 def spawn(tmp: Path, slots: int = SLOTS) -> Pool:
     """A warm worker process, ready and unlocked with KEY."""
@@ -207,10 +214,7 @@ def test_cancel_calls_on_kill_and_ends_the_step_cancelled(pool: Pool) -> None:
     sleeper = {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator",
                "parameters": {"bash_command": "echo started; sleep 120"}}
     pool.start("cancel-me", sleeper, name="sleeper")
-    deadline = time.monotonic() + 30
-    while not pool.log().rstrip().endswith("] started"):
-        assert time.monotonic() < deadline, pool.log()
-        time.sleep(0.05)
+    pool.until_started()
     pool.call({"op": "cancel", "id": "cancel-me"})
     outcome = outcome_of(pool.finished("cancel-me", within=30))
     assert (outcome.phase.value, outcome.reason.value) == ("Failed", "Cancelled")
@@ -305,10 +309,7 @@ def test_a_step_forgotten_while_it_runs_is_dropped_when_it_ends(own_pool: Pool) 
     sleeper = {"module": "airflow.providers.standard.operators.bash", "name": "BashOperator",
                "parameters": {"bash_command": "echo started; sleep 120"}}
     own_pool.start("deleted", sleeper, name="deleted")
-    deadline = time.monotonic() + 30
-    while not own_pool.log().rstrip().endswith("] started"):  # (a SIGTERM before execute lets the step run)
-        assert time.monotonic() < deadline, own_pool.log()
-        time.sleep(0.05)
+    own_pool.until_started()  # (a SIGTERM before execute() lets the step run on)
     own_pool.call({"op": "cancel", "id": "deleted"})  # as for a deleted AirflowTask: cancel, then forget
     assert own_pool.call({"op": "forget", "id": "deleted"})["state"] in ("running", "unknown")
     deadline = time.monotonic() + 30
